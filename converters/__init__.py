@@ -1,0 +1,1 @@
+"""EdgeSDK converters."""
