@@ -39,7 +39,8 @@ _LAZY = {
     "SourceError": "sdk.errors",
     "DeviceConfigError": "sdk.errors",
 }
-_SUBMODULES = ("ops", "preprocess", "decoders", "backends", "contract", "device", "results", "verify", "errors")
+_SUBMODULES = ("ops", "preprocess", "decoders", "backends", "contract", "device", "results", "verify", "errors",
+               "synthetic")
 
 __all__ = sorted(set(_LAZY) | set(_SUBMODULES) | {"__version__"})
 

@@ -175,7 +175,8 @@ class PreprocessConfig:
             except (TypeError, ValueError):
                 raise ValueError(f"PreprocessConfig.quant: expected (scale, zero_point), got {self.quant!r}") from None
             if q_zp_int != q_zp or not q_scale > 0:
-                raise ValueError(f"PreprocessConfig.quant: expected (scale > 0, integer zero_point), got {self.quant!r}")
+                raise ValueError(f"PreprocessConfig.quant: expected (scale > 0, integer zero_point), "
+                                 f"got {self.quant!r}")
             if self.dtype not in _INT_RANGE:
                 raise ValueError(f"PreprocessConfig.quant: expected dtype uint8 or int8 with quant, got dtype "
                                  f"{self.dtype!r}; drop quant for float inputs")
@@ -208,7 +209,8 @@ class PreprocessConfig:
         names = [f.name for f in fields(cls)]
         for key in data:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
+                close = [n for n in names if n.startswith(str(key))] or \
+                    difflib.get_close_matches(str(key), names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(f"PreprocessConfig: unknown key {key!r}{hint}; known keys: {', '.join(names)}")
         return cls(**dict(data))
@@ -284,6 +286,9 @@ class Transform:
         ratio: (rx, ry) resize factors.
         pad: (left, top) padding in input pixels.
         crop: (x0, y0) crop offset in resized pixels.
+
+    For letterbox, ``ratio`` is the exact per-axis factor ``round(w * r) / w``; Ultralytics'
+    ``scale_boxes`` divides by the unrounded gain ``r`` instead, which differs by well under a pixel.
     """
 
     frame_hw: Tuple[int, int]
@@ -587,8 +592,8 @@ class Preprocessor:
     Buffers: by default every call returns a NEW tensor, safe to keep. With ``reuse_output=True`` the
     tensor is a preallocated internal buffer that the NEXT call overwrites (the border is then written
     once per frame size) — the fastest choice for a loop that feeds the tensor to the runtime at once
-    and keeps nothing; copy it if you need it later. A Preprocessor is not thread-safe with
-    ``reuse_output=True``; use one per thread.
+    and keeps nothing; copy it if you need it later. A Preprocessor keeps scratch buffers between calls
+    and is not thread-safe: use one per thread.
 
     Args:
         config: the preprocessing recipe.
@@ -608,34 +613,49 @@ class Preprocessor:
         self._a = (config.scale / std).astype(np.float32)
         self._b = (np.asarray(config.mean, np.float64) / std).astype(np.float32)
         self._has_b = bool(np.any(self._b))
-        self._lut: Optional[np.ndarray] = None     # (3, 256) uint8 bit patterns, for quantised inputs
-        if config.quant is not None:
-            q_scale, q_zp = config.quant
-            lo, hi = _INT_RANGE[config.dtype]
-            px = np.arange(256, dtype=np.float64)[None, :]
-            x = (px * config.scale - np.asarray(config.mean)[:, None]) / std[:, None]
-            q = np.clip(np.rint(x / q_scale) + q_zp, lo, hi).astype(self._dtype)
-            self._lut = np.ascontiguousarray(q.view(np.uint8))
-            self._lut_hwc = np.ascontiguousarray(self._lut[list(self._src)].T[None])   # (1, 256, 3), BGR order
+        # How channel values are written: "raw" (copy bytes), "mul" (float32 multiply [+ subtract]),
+        # "lut" (a 256-entry table per channel: quantised ints, float16, per-channel NHWC float32).
+        uniform = bool(np.all(self._a == self._a[0]) and np.all(self._b == self._b[0]))
+        if config.raw_pixels:
+            self._mode = "raw"
+        elif config.dtype == "float32" and (config.layout == "NCHW" or uniform):
+            self._mode = "mul"
+        else:
+            self._mode = "lut"
+        self._lut = self._make_lut() if self._mode == "lut" else None       # (3, 256), model channel order
+        self._lut_hwc = None if self._lut is None else np.ascontiguousarray(self._lut.T[None])  # (1, 256, 3)
         self._pad = self._pad_values()
         self._plan_key: Optional[Tuple[int, int]] = None
         self._plan: Optional[_Plan] = None
         self._buffer: Optional[np.ndarray] = None
-        self._buffer_key: Optional[Tuple[int, int]] = None
+        self._buffer_key: Optional[Tuple[int, ...]] = None
+        self._scratch: Optional[np.ndarray] = None
 
     def __repr__(self) -> str:
         return f"Preprocessor({self.config!r}, reuse_output={self.reuse_output})"
+
+    def _make_lut(self) -> np.ndarray:
+        """(3, 256) table: value of pixel p in model channel c, in the output dtype (ints as uint8 bits)."""
+        c = self.config
+        px = np.arange(256, dtype=np.float64)[None, :]
+        x = (px * c.scale - np.asarray(c.mean)[:, None]) / np.asarray(c.std)[:, None]
+        if c.quant is None:
+            return np.ascontiguousarray(x.astype(self._dtype))
+        q_scale, q_zp = c.quant
+        lo, hi = _INT_RANGE[c.dtype]
+        q = np.clip(np.rint(x / q_scale) + q_zp, lo, hi).astype(self._dtype)
+        return np.ascontiguousarray(q.view(np.uint8))
 
     def _pad_values(self) -> np.ndarray:
         """Per-model-channel value of the border, (3,) in the output dtype."""
         p = self.config.pad_value
         if self._lut is not None:
             return self._lut[:, p].view(self._dtype).copy()
-        if self.config.raw_pixels:
+        if self._mode == "raw":
             return np.full(3, p, self._dtype)
         return (np.float32(p) * self._a - self._b).astype(self._dtype)
 
-    def plan(self, frame_hw: Tuple[int, int]) -> _Plan:
+    def _geometry(self, frame_hw: Tuple[int, int]) -> _Plan:
         """Geometry for a frame of ``frame_hw`` (cached for the last frame size)."""
         key = (int(frame_hw[0]), int(frame_hw[1]))
         if key != self._plan_key:
@@ -652,7 +672,7 @@ class Preprocessor:
 
     def transform_for(self, frame_hw: Tuple[int, int]) -> Transform:
         """The :class:`Transform` a frame of ``frame_hw`` gets, without processing one."""
-        return self.plan(frame_hw).transform
+        return self._geometry(frame_hw).transform
 
     def _output(self, plan: _Plan) -> np.ndarray:
         out_h, out_w = plan.out_hw
@@ -693,8 +713,8 @@ class Preprocessor:
             ValueError: the frame is not a usable image (see :func:`ensure_bgr`).
         """
         img = ensure_bgr(frame)
-        plan = self.plan(img.shape[:2])
-        resized = _resize(img, plan.resized_wh, self._interp)
+        plan = self._geometry(img.shape[:2])
+        resized = self._resize(img, plan.resized_wh)
         sy0, sy1, sx0, sx1 = plan.src_crop
         if (sy0, sx0, sy1, sx1) != (0, 0, resized.shape[0], resized.shape[1]):
             resized = resized[sy0:sy1, sx0:sx1]
@@ -706,36 +726,57 @@ class Preprocessor:
             self._write_nhwc(resized, out[0, y0:y1, x0:x1])
         return out, plan.transform
 
+    def _resize(self, img: np.ndarray, wh: Tuple[int, int]) -> np.ndarray:
+        """Resize into a scratch buffer kept between calls (it never leaves the Preprocessor)."""
+        if (img.shape[1], img.shape[0]) == wh:
+            return img
+        scratch = self._scratch
+        if scratch is None or scratch.shape != (wh[1], wh[0], 3):
+            scratch = self._scratch = np.empty((wh[1], wh[0], 3), np.uint8)
+        out = cv2.resize(img, wh, dst=scratch, interpolation=self._interp)
+        return out
+
     def _write_nchw(self, src: np.ndarray, dst: np.ndarray) -> None:
         """src: (h, w, 3) uint8 BGR; dst: (3, h, w) view of the output."""
         chans = cv2.split(src)
-        if self._lut is not None:
-            dst_u8 = dst.view(np.uint8)
-            for c in range(3):
-                plane = dst_u8[c]
-                res = cv2.LUT(chans[self._src[c]], self._lut[c], dst=plane)
-                if res.ctypes.data != plane.ctypes.data:   # older OpenCV may not write into views
-                    plane[...] = res.reshape(plane.shape)
-        elif self.config.raw_pixels:
-            for c in range(3):
-                dst[c] = chans[self._src[c]]
-        else:
+        if self._mode == "mul":
             for c in range(3):
                 np.multiply(chans[self._src[c]], self._a[c], out=dst[c], casting="unsafe")
                 if self._has_b:
                     np.subtract(dst[c], self._b[c], out=dst[c], casting="unsafe")
+        elif self._mode == "raw":
+            for c in range(3):
+                dst[c] = chans[self._src[c]]
+        else:
+            table = dst.view(np.uint8) if self._lut.dtype == np.uint8 else dst  # type: ignore[union-attr]
+            for c in range(3):
+                _apply_lut(chans[self._src[c]], self._lut[c:c + 1], table[c])  # type: ignore[index]
 
     def _write_nhwc(self, src: np.ndarray, dst: np.ndarray) -> None:
         """src: (h, w, 3) uint8 BGR; dst: (h, w, 3) view of the output."""
-        if self._lut is not None:      # the LUT's channels are already in BGR source order
-            dst.view(np.uint8)[...] = cv2.LUT(src, self._lut_hwc)[:, :, ::-1] if self._src == (2, 1, 0) \
-                else cv2.LUT(src, self._lut_hwc)
-            return
         if self._src != (0, 1, 2):
             src = cv2.cvtColor(src, cv2.COLOR_BGR2RGB)
-        if self.config.raw_pixels:
+        if self._mode == "mul":       # uniform scale/offset: scalar ops are fast on interleaved data
+            np.multiply(src, self._a[0], out=dst, casting="unsafe")
+            if self._has_b:
+                np.subtract(dst, self._b[0], out=dst, casting="unsafe")
+        elif self._mode == "raw":
             dst[...] = src
         else:
-            np.multiply(src, self._a, out=dst, casting="unsafe")
-            if self._has_b:
-                np.subtract(dst, self._b, out=dst, casting="unsafe")
+            table = dst.view(np.uint8) if self._lut_hwc.dtype == np.uint8 else dst  # type: ignore[union-attr]
+            _apply_lut(src, self._lut_hwc, table)  # type: ignore[arg-type]
+
+
+def _apply_lut(src: np.ndarray, lut: np.ndarray, dst: np.ndarray) -> None:
+    """``dst[...] = lut[src]`` per channel. src: (h, w[, C]) uint8; lut: (1, 256[, C]); dst like src."""
+    try:
+        res = cv2.LUT(src, lut, dst=dst)
+    except cv2.error:    # older OpenCV without float16 tables
+        if src.ndim == 2:
+            dst[...] = lut[0][src]
+        else:
+            for c in range(src.shape[2]):
+                dst[..., c] = lut[0, :, c][src[..., c]]
+        return
+    if res.ctypes.data != dst.ctypes.data:     # OpenCV did not write in place (e.g. a strided view)
+        dst[...] = res.reshape(dst.shape)

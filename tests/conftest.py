@@ -38,3 +38,17 @@ def test_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("test_models")
     build_all(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def foreign_models_dir(test_models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Models shaped like Ultralytics / TF OD API exports (see tests/fixtures/foreign_models.py)."""
+    if (test_models_dir / "foreign_expected.json").is_file():
+        return test_models_dir
+    if not has_module("onnx"):
+        pytest.skip("foreign test models are not prebuilt and onnx is not installed")
+    from tests.fixtures.foreign_models import build_foreign
+
+    out = tmp_path_factory.mktemp("foreign_models")
+    build_foreign(out)
+    return out

@@ -1,0 +1,329 @@
+"""SSD-Lite detectors: torchvision's SSDLite with a MobileNetV3-Large backbone, and the classic MobileNetV2
+one, at a configurable input size.
+
+::
+
+    model = build_ssdlite(variant="v3_large", num_classes=8, input_size=320)
+    losses = model(images, targets)              # training: torchvision's SSD API (images in 0..1)
+    detections = model.eval()(images)            # torchvision post-processing (reference)
+    reg, logits = SSDLiteExport(model)(x)        # export graph: backbone + heads only
+
+Construction follows ``torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None,
+weights_backbone=None)`` step by step (same modules, same initialisation order, same state-dict keys),
+so at ``input_size=320`` and ``variant="v3_large"`` a seeded build is weight-for-weight identical to
+torchvision's. torchvision fixes that builder's size at 320; here the size is a parameter (the anchors
+follow the feature-map grid of that size).
+
+``variant="v2"`` builds SSDLite on MobileNetV2 the way the MobileNetV2 paper (section 6.2) and
+torchvision's MobileNetV3 extractor do it: the first feature map is the expansion layer of the first
+stride-32 block (C4, output stride 16), the second is the end of the trunk (stride 32), followed by the
+same four depthwise "extra" blocks (512, 256, 256, 128) and SSDLite prediction heads. torchvision has no
+builder for it; this one uses torchvision's building blocks (``_extra_block``, ``SSDLiteHead``,
+``DefaultBoxGenerator``) with the same six-scale anchor set as the V3 model.
+
+``num_classes`` counts foreground classes; the head has ``num_classes + 1`` score columns, column 0 is
+the background (torchvision's convention).
+
+Export split (:class:`SSDLiteExport`): input ``[B, 3, H, W]`` RGB, ``(pixel / 255 - 0.5) / 0.5`` (what
+torchvision's ``GeneralizedRCNNTransform`` does with ``image_mean = image_std = 0.5``), stretched to
+``H x W`` — torchvision resizes bilinearly to the fixed size, sdk's ``stretch`` does the same with
+OpenCV, so pixels agree when the frame already has the network size and differ only by interpolation
+otherwise. Outputs ``bbox_regression`` ``[B, N, 4]`` (``dx, dy, dw, dh`` for torchvision's
+``BoxCoder(weights=(10, 10, 5, 5))``) and ``cls_logits`` ``[B, N, C + 1]``. The anchors (normalised
+``cx, cy, w, h`` from ``DefaultBoxGenerator``) and variances ``[0.1, 0.1, 0.2, 0.2]`` go into the
+contract's ``ssd`` decoder.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ._common import SizeArg, ZooModel, choice, positive_float, resolve_classes, size_hw
+
+try:  # torchvision is a converters dependency; keep import errors readable
+    from torchvision.models import mobilenet_v2, mobilenet_v3_large
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.ssdlite import (SSDLiteFeatureExtractorMobileNet, SSDLiteHead,
+                                                      _extra_block, _normal_init)
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"converters.zoo.ssdlite needs torchvision ({exc}); "
+                      f"install the converters extra: pip install 'edgesdk[convert]'") from exc
+
+__all__ = ["VARIANTS", "SSDLite", "SSDLiteExport", "SSDLiteFeatureExtractorMobileNetV2", "build_ssdlite",
+           "VARIANCES"]
+
+VARIANTS = ("v3_large", "v2")
+#: SSD box-coder variances, the inverses of torchvision's ``BoxCoder`` weights (10, 10, 5, 5).
+VARIANCES = (0.1, 0.1, 0.2, 0.2)
+#: Anchor aspect ratios / scale range of torchvision's SSDLite320 (six feature maps).
+ASPECT_RATIOS = [[2, 3] for _ in range(6)]
+MIN_RATIO, MAX_RATIO = 0.2, 0.95
+IMAGE_MEAN = (0.5, 0.5, 0.5)
+IMAGE_STD = (0.5, 0.5, 0.5)
+
+
+def _stage_indices(features: nn.Sequential) -> List[int]:
+    """torchvision's C0..Cn positions: the first block, every strided block, the last block."""
+    return [0] + [i for i, b in enumerate(features) if getattr(b, "_is_cn", False)] + [len(features) - 1]
+
+
+class SSDLiteFeatureExtractorMobileNetV2(nn.Module):
+    """SSDLite feature extractor on a torchvision MobileNetV2 trunk (MobileNetV2 paper, section 6.2).
+
+    Mirrors torchvision's ``SSDLiteFeatureExtractorMobileNet`` (same attribute names: ``features``,
+    ``extra``), with MobileNetV2's ``InvertedResidual.conv`` in place of MobileNetV3's ``.block``.
+
+    Args:
+        backbone: ``mobilenet_v2().features``.
+        c4_pos: index of the first stride-32 block; its expansion layer gives the first feature map.
+        norm_layer: normalisation layer of the extra blocks.
+        width_mult: multiplier of the extra blocks' widths (512, 256, 256, 128).
+        min_depth: smallest extra-block width.
+
+    Raises:
+        ValueError: the block at ``c4_pos`` has a residual connection (it cannot be split).
+    """
+
+    def __init__(self, backbone: nn.Sequential, c4_pos: int, norm_layer: Callable[..., nn.Module],
+                 width_mult: float = 1.0, min_depth: int = 16) -> None:
+        super().__init__()
+        block = backbone[c4_pos]
+        if block.use_res_connect:
+            raise ValueError(f"backbone[{c4_pos}]: expected a strided block without residual connection")
+        self.features = nn.Sequential(
+            nn.Sequential(*backbone[:c4_pos], block.conv[0]),       # up to C4's 1x1 expansion (stride 16)
+            nn.Sequential(block.conv[1:], *backbone[c4_pos + 1:]),  # C4's depthwise to the end (stride 32)
+        )
+
+        def depth(d: int) -> int:
+            return max(min_depth, int(d * width_mult))
+
+        extra = nn.ModuleList([
+            _extra_block(backbone[-1].out_channels, depth(512), norm_layer),
+            _extra_block(depth(512), depth(256), norm_layer),
+            _extra_block(depth(256), depth(256), norm_layer),
+            _extra_block(depth(256), depth(128), norm_layer),
+        ])
+        _normal_init(extra)
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        """Six feature maps, strides 16, 32, 64, 128, 256, 512 (``"0"`` .. ``"5"``)."""
+        output = []
+        for block in self.features:
+            x = block(x)
+            output.append(x)
+        for block in self.extra:
+            x = block(x)
+            output.append(x)
+        return OrderedDict([(str(i), v) for i, v in enumerate(output)])
+
+
+def _feature_extractor(variant: str, *, width_mult: float, reduced_tail: bool,
+                       norm_layer: Callable[..., nn.Module]) -> nn.Module:
+    if variant == "v3_large":
+        trunk = mobilenet_v3_large(weights=None, norm_layer=norm_layer, reduced_tail=reduced_tail,
+                                   width_mult=width_mult)
+        _normal_init(trunk)
+        features = trunk.features
+        return SSDLiteFeatureExtractorMobileNet(features, _stage_indices(features)[-2], norm_layer,
+                                                width_mult=width_mult)
+    trunk = mobilenet_v2(weights=None, norm_layer=norm_layer, width_mult=width_mult)
+    _normal_init(trunk)
+    features = trunk.features
+    return SSDLiteFeatureExtractorMobileNetV2(features, _stage_indices(features)[-2], norm_layer,
+                                              width_mult=width_mult)
+
+
+class SSDLite(ZooModel, SSD):
+    """torchvision ``SSD`` with an SSDLite head on a MobileNet backbone, plus the zoo's helpers.
+
+    Training and torchvision-style inference are torchvision's (``model(images, targets)`` → losses,
+    ``model.eval()(images)`` → list of ``{"boxes", "scores", "labels"}`` with labels ``1..C``).
+
+    Args:
+        variant: ``"v3_large"`` or ``"v2"``.
+        num_classes: foreground classes (the head has ``num_classes + 1`` columns, background first).
+        labels: foreground class names or empty.
+        input_hw: network input (height, width).
+        width_mult: backbone (and extra-block) width multiplier.
+        reduced_tail: MobileNetV3's reduced last stage (torchvision uses it when the backbone is not
+            ImageNet-pretrained; pass False to load an ImageNet MobileNetV3-Large trunk).
+        score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing.
+    """
+
+    family = "ssdlite"
+    output_names = ("bbox_regression", "cls_logits")
+
+    def __init__(self, *, variant: str, num_classes: int, labels: Sequence[str], input_hw: Tuple[int, int],
+                 width_mult: float, reduced_tail: bool, score_thresh: float, nms_thresh: float,
+                 detections_per_img: int, topk_candidates: int) -> None:
+        norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
+        backbone = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
+                                      norm_layer=norm_layer)
+        anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=MIN_RATIO, max_ratio=MAX_RATIO)
+        h, w = input_hw
+        shapes = _feature_shapes(backbone, h, w)
+        out_channels = [s[1] for s in shapes]
+        head = SSDLiteHead(out_channels, anchor_generator.num_anchors_per_location(), num_classes + 1, norm_layer)
+        super().__init__(backbone, anchor_generator, (w, h), num_classes + 1, image_mean=list(IMAGE_MEAN),
+                         image_std=list(IMAGE_STD), head=head, score_thresh=score_thresh, nms_thresh=nms_thresh,
+                         detections_per_img=detections_per_img, topk_candidates=topk_candidates)
+        self.variant = variant
+        self.num_classes = num_classes
+        self.labels = tuple(labels)
+        self.input_hw = input_hw
+        self.grid_sizes: Tuple[Tuple[int, int], ...] = tuple((int(s[2]), int(s[3])) for s in shapes)
+        self.config: Dict[str, Any] = {
+            "variant": variant, "num_classes": num_classes, "labels": list(labels), "input_size": list(input_hw),
+            "width_mult": width_mult, "reduced_tail": reduced_tail, "score_thresh": score_thresh,
+            "nms_thresh": nms_thresh, "detections_per_img": detections_per_img, "topk_candidates": topk_candidates,
+        }
+
+    @property
+    def num_anchors(self) -> int:
+        """N, the number of anchors (rows of the exported outputs)."""
+        per = self.anchor_generator.num_anchors_per_location()
+        return sum(a * gh * gw for a, (gh, gw) in zip(per, self.grid_sizes))
+
+    def anchors_cxcywh(self) -> torch.Tensor:
+        """The default boxes, in the order of the head's rows.
+
+        Returns:
+            ``[N, 4]`` float32 ``cx, cy, w, h`` normalised to 0..1 of the input (torchvision's
+            ``DefaultBoxGenerator`` before it scales them to pixels).
+        """
+        return self.anchor_generator._grid_default_boxes([list(g) for g in self.grid_sizes], list(self.input_hw),
+                                                         dtype=torch.float32)
+
+    # -- zoo protocol ----------------------------------------------------------------------------------
+    def export_module(self) -> "SSDLiteExport":
+        """:class:`SSDLiteExport` of this model (eval mode)."""
+        return SSDLiteExport(self).eval()
+
+    def backbone_modules(self) -> List[nn.Module]:
+        """``[backbone.features]``: the MobileNet trunk (the extra blocks and heads stay trainable)."""
+        return [self.backbone.features]
+
+    def head_state_prefixes(self) -> Tuple[str, ...]:
+        n = len(self.grid_sizes)
+        return tuple(f"head.classification_head.module_list.{i}.1." for i in range(n))
+
+    def classes_in_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> Optional[int]:
+        w = state_dict.get("head.classification_head.module_list.0.1.weight")
+        per = self.anchor_generator.num_anchors_per_location()[0]
+        if not isinstance(w, torch.Tensor) or w.ndim != 4 or w.shape[0] % per:
+            return None
+        return int(w.shape[0] // per) - 1
+
+    def contract_spec(self, *, labels: Optional[Sequence[str]] = None, batch: Optional[int] = 1,
+                      layout: str = "NCHW", postprocess: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Contract fields for the exported backbone + heads.
+
+        Args:
+            labels: override the model's (foreground) labels.
+            batch: batch dimension of the input shape (None: dynamic).
+            layout: ``"NCHW"`` or ``"NHWC"``.
+            postprocess: overrides of the defaults (``conf_threshold`` 0.25, ``iou_threshold`` = the
+                model's ``nms_thresh``, ``max_det`` = ``detections_per_img``).
+
+        Returns:
+            A dict that ``sdk.contract.ModelContract.from_dict`` accepts; the decoder is
+            ``{"type": "ssd", "anchors": [[cx, cy, w, h], ...], "variances": [0.1, 0.1, 0.2, 0.2],
+            "score": "softmax", "background_class": 0, "box_order": "xywh", "anchor_order": "xywh",
+            "outputs": {"boxes": "bbox_regression", "scores": "cls_logits"}}``.
+        """
+        # 9 significant digits round-trip float32 exactly
+        anchors = [[float(f"{v:.9g}") for v in row] for row in self.anchors_cxcywh().tolist()]
+        decoder = {"type": "ssd", "anchors": anchors, "anchor_order": "xywh", "variances": list(VARIANCES),
+                   "score": "softmax", "background_class": 0, "box_order": "xywh",
+                   "outputs": {"boxes": self.output_names[0], "scores": self.output_names[1]}}
+        mean = [float(m) for m in self.transform.image_mean]
+        std = [float(s) for s in self.transform.image_std]
+        return self._contract(task="detect", decoder=decoder, resize="stretch", mean=mean, std=std, labels=labels,
+                              batch=batch, layout=layout, postprocess=postprocess,
+                              defaults={"conf_threshold": 0.25, "iou_threshold": float(self.nms_thresh),
+                                        "max_det": int(self.detections_per_img)})
+
+
+class SSDLiteExport(nn.Module):
+    """The exportable part of an :class:`SSDLite`: backbone + heads, no anchors, no post-processing.
+
+    Args:
+        model: the detector (its modules are shared, not copied).
+    """
+
+    def __init__(self, model: SSDLite) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.head = model.head
+        self.output_names = model.output_names
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Raw head outputs.
+
+        Args:
+            x: ``[B, 3, H, W]`` float32 RGB, ``(pixel / 255 - 0.5) / 0.5``, already ``H x W``.
+
+        Returns:
+            ``bbox_regression`` ``[B, N, 4]`` (``dx, dy, dw, dh`` against the anchors, torchvision
+            ``BoxCoder`` weights (10, 10, 5, 5)) and ``cls_logits`` ``[B, N, C + 1]`` (column 0 =
+            background; softmax gives the scores).
+        """
+        features = list(self.backbone(x).values())
+        out = self.head(features)
+        return out["bbox_regression"], out["cls_logits"]
+
+
+def _feature_shapes(backbone: nn.Module, h: int, w: int) -> List[Tuple[int, ...]]:
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        feats = backbone(torch.zeros(1, 3, h, w))
+    backbone.train(was_training)
+    return [tuple(f.shape) for f in feats.values()]
+
+
+def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = None,
+                  labels: Optional[Sequence[str]] = None, input_size: SizeArg = 320, width_mult: float = 1.0,
+                  reduced_tail: bool = True, score_thresh: float = 0.001, nms_thresh: float = 0.55,
+                  detections_per_img: int = 300, topk_candidates: int = 300) -> SSDLite:
+    """Build an SSD-Lite detector (random weights; nothing is downloaded).
+
+    Args:
+        variant: ``"v3_large"`` (default, torchvision's SSDLite320) or ``"v2"`` (classic SSDLite).
+        num_classes: foreground classes (default: ``len(labels)``, or the 8 synthetic shape classes).
+        labels: foreground class names.
+        input_size: ``int`` or ``(h, w)``, >= 64 (320 default; 256 trains ~1.6x faster on CPU).
+        width_mult: backbone width multiplier.
+        reduced_tail: MobileNetV3-Large's reduced last stage (torchvision's choice without ImageNet
+            weights); False matches an ImageNet MobileNetV3-Large trunk.
+        score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing
+            (torchvision's SSDLite320 defaults; used by the torch reference path only).
+
+    Returns:
+        An :class:`SSDLite` in training mode.
+
+    Raises:
+        ValueError: an unknown variant or an out-of-range argument (expected-vs-got).
+    """
+    variant = choice(variant, VARIANTS, "variant")
+    num_classes, labels_t = resolve_classes(num_classes, labels)
+    hw = size_hw(input_size, minimum=64)
+    width_mult = positive_float(width_mult, "width_mult")
+    if not isinstance(reduced_tail, bool):
+        raise ValueError(f"reduced_tail: expected True or False, got {reduced_tail!r}")
+    for name, value in (("score_thresh", score_thresh), ("nms_thresh", nms_thresh)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    for name, value in (("detections_per_img", detections_per_img), ("topk_candidates", topk_candidates)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return SSDLite(variant=variant, num_classes=num_classes, labels=labels_t, input_hw=hw, width_mult=width_mult,
+                   reduced_tail=reduced_tail, score_thresh=float(score_thresh), nms_thresh=float(nms_thresh),
+                   detections_per_img=detections_per_img, topk_candidates=topk_candidates)

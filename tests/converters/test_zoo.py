@@ -1,0 +1,733 @@
+"""Tests of converters.zoo: builders, export graphs, contracts, losses and weights loading.
+
+References: torchvision's own SSD post-processing for the SSD-Lite split, ``torchvision.ops`` for box IoU,
+onnxruntime for every exported graph, brute-force loops for the metric-learning losses.
+Small inputs keep the whole file well under a minute and a half on two cores.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import types
+import warnings
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+from converters.zoo import FAMILIES, build_model  # noqa: E402
+from converters.zoo.siamese import ContrastiveLoss, TripletLoss  # noqa: E402
+from converters.zoo.weights import (LoadReport, WeightsError, WeightsFileNotFoundError, load_checkpoint,  # noqa: E402
+                                    load_model, load_weights, save_checkpoint)
+from converters.zoo.yolo_loss import TaskAlignedAssigner, bbox_iou  # noqa: E402
+from sdk.contract import ModelContract  # noqa: E402
+from sdk.decoders import PostprocessOptions, get_decoder  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Use sdk.ops when it exists; otherwise a test-only stand-in built on torchvision.ops (same API)."""
+    try:
+        from sdk.ops import batched_nms, nms  # noqa: F401
+    except ImportError:
+        from torchvision.ops import batched_nms as tv_batched_nms, nms as tv_nms
+
+        fake = types.ModuleType("sdk.ops")
+        fake.nms = lambda b, s, t: tv_nms(torch.as_tensor(b), torch.as_tensor(s), float(t)).numpy()  # type: ignore[attr-defined]
+        fake.batched_nms = lambda b, s, c, t: tv_batched_nms(  # type: ignore[attr-defined]
+            torch.as_tensor(b), torch.as_tensor(s), torch.as_tensor(c), float(t)).numpy()
+        monkeypatch.setitem(sys.modules, "sdk.ops", fake)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threads() -> Any:
+    old = torch.get_num_threads()
+    torch.set_num_threads(min(2, old))
+    yield
+    torch.set_num_threads(old)
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+
+#: small configurations of every family (fast on CPU)
+SMALL: Dict[str, Dict[str, Any]] = {
+    "mobilenet": dict(variant="v3_small", num_classes=5, input_size=64),
+    "mobilenet_v2": dict(variant="v2", num_classes=5, input_size=64, width_mult=0.5),
+    "ssdlite": dict(variant="v3_large", num_classes=3, input_size=128),
+    "ssdlite_v2": dict(variant="v2", num_classes=3, input_size=128),
+    "yolo_nano": dict(num_classes=3, input_size=64),
+    "yolo_nano_e2e": dict(num_classes=3, input_size=64, end2end=True),
+    "siamese": dict(input_size=64, embedding_dim=32),
+}
+
+
+def family_of(case: str) -> str:
+    return next(f for f in FAMILIES if case.startswith(f))
+
+
+def calibrate_bn(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to those of ``x`` (one train-mode pass, no grad).
+
+    Freshly initialised networks in eval mode collapse to near-constant outputs; calibrated ones give
+    varied activations, so export comparisons and decoders see realistic, non-degenerate values.
+    """
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    was = model.training
+    model.train()
+    with torch.no_grad():
+        if getattr(model, "family", "") == "ssdlite":
+            model.backbone(x)
+        else:
+            model(x)
+    model.train(was)
+
+
+def build_small(case: str, seed: int = 0) -> torch.nn.Module:
+    model = build_model(family_of(case), seed=seed, **SMALL[case])
+    torch.manual_seed(seed)
+    calibrate_bn(model, model.example_input(4) * 2 - 0.5)
+    return model.eval()
+
+
+def export_onnx(module: torch.nn.Module, x: torch.Tensor, output_names: List[str], *, dynamic: bool = True) -> bytes:
+    buf = io.BytesIO()
+    axes = {"images": {0: "batch"}, **{n: {0: "batch"} for n in output_names}} if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buf, input_names=["images"], output_names=output_names, opset_version=17,
+                          dynamic_axes=axes, dynamo=False)
+    return buf.getvalue()
+
+
+def run_onnx(blob: bytes, x: np.ndarray) -> Tuple[List[str], List[np.ndarray]]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["images"]
+    return [o.name for o in sess.get_outputs()], sess.run(None, {"images": x})
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return torchvision.ops.box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# registry and builders
+# --------------------------------------------------------------------------------------------------
+
+
+def test_families_and_unknown_family_lists_known_ones():
+    assert FAMILIES == ("mobilenet", "ssdlite", "yolo_nano", "siamese")
+    with pytest.raises(ValueError, match=r"unknown model family 'yolo_nan' \(did you mean 'yolo_nano'\?\); "
+                                         r"known families: mobilenet, ssdlite, yolo_nano, siamese"):
+        build_model("yolo_nan")
+    with pytest.raises(TypeError):
+        build_model("mobilenet", no_such_argument=1)
+    with pytest.raises(TypeError):                               # keyword-only builders
+        from converters.zoo.mobilenet import build_mobilenet
+        build_mobilenet("v2")  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("family, kwargs, message", [
+    ("mobilenet", dict(variant="v4_small"), r"variant: expected one of .* got 'v4_small' \(did you mean 'v3_small'\?\)"),
+    ("mobilenet", dict(width_mult=0), r"width_mult: expected a number > 0, got 0"),
+    ("mobilenet", dict(num_classes=3, labels=["a", "b"]), r"labels: expected 3 names"),
+    ("ssdlite", dict(input_size=32), r"input_size: expected sides >= 64"),
+    ("yolo_nano", dict(input_size=300), r"input_size: expected sides >= 64 and multiples of 32, got 300"),
+    ("yolo_nano", dict(act="gelu"), r"act: expected one of"),
+    ("yolo_nano", dict(max_det=0), r"max_det: expected an int >= 1, got 0"),
+    ("siamese", dict(loss="arcface"), r"loss: expected one of 'contrastive', 'triplet'"),
+])
+def test_builder_argument_errors(family: str, kwargs: Dict[str, Any], message: str):
+    with pytest.raises(ValueError, match=message):
+        build_model(family, **kwargs)
+
+
+@pytest.mark.parametrize("family, kwargs, lo, hi", [
+    ("yolo_nano", {}, 1.0e6, 3.0e6),                  # the nano target at the default width (0.25)
+    ("yolo_nano", {"end2end": True}, 1.0e6, 3.0e6),
+    ("mobilenet", {"variant": "v3_small"}, 0.9e6, 1.7e6),
+    ("mobilenet", {"variant": "v2"}, 2.0e6, 2.5e6),
+    ("ssdlite", {}, 2.0e6, 2.6e6),                    # torchvision's 3.44 M is with 91 classes
+    ("ssdlite", {"variant": "v2"}, 2.8e6, 3.5e6),
+    ("siamese", {}, 0.8e6, 1.2e6),
+])
+def test_parameter_counts(family: str, kwargs: Dict[str, Any], lo: float, hi: float):
+    model = build_model(family, **kwargs)
+    assert lo <= model.num_parameters <= hi, model.num_parameters
+
+
+def test_default_labels_are_the_synthetic_shapes():
+    from sdk.synthetic import CLASSES
+
+    model = build_model("yolo_nano", input_size=64)
+    assert model.num_classes == len(CLASSES) and model.labels == tuple(CLASSES)
+    assert build_model("mobilenet", num_classes=3, input_size=64).labels == ()
+    assert build_model("ssdlite", labels=["a", "b"], input_size=64).num_classes == 2
+
+
+def test_config_rebuilds_the_same_architecture():
+    for case in ("mobilenet", "ssdlite_v2", "yolo_nano_e2e", "siamese"):
+        model = build_model(family_of(case), seed=1, **SMALL[case])
+        again = build_model(model.family, seed=1, **model.config)
+        a, b = model.state_dict(), again.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), case
+
+
+def test_seeded_builds_are_deterministic_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    m1 = build_model("yolo_nano", seed=7, input_size=64)
+    assert torch.equal(torch.rand(3), expected)               # fork_rng: global stream untouched
+    m2 = build_model("yolo_nano", seed=7, input_size=64)
+    m3 = build_model("yolo_nano", seed=8, input_size=64)
+    s1, s2, s3 = m1.state_dict(), m2.state_dict(), m3.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert not all(torch.equal(s1[k], s3[k]) for k in s1)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m1.eval().predict(x), m2.eval().predict(x))
+
+
+def test_mobilenet_keys_match_torchvision_and_head_reset():
+    model = build_model("mobilenet", variant="v3_small", num_classes=4, input_size=64)
+    ref = torchvision.models.mobilenet_v3_small(weights=None, num_classes=4)
+    assert list(model.state_dict()) == list(ref.state_dict())
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    model.reset_classifier(7, labels=[str(i) for i in range(7)])
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 7) and model.config["num_classes"] == 7
+
+
+def test_ssdlite_v3_is_weight_for_weight_torchvision_ssdlite320():
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    model = build_model("ssdlite", seed=0, num_classes=4)
+    torch.manual_seed(0)
+    ref = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=5)
+    a, b = model.state_dict(), ref.state_dict()
+    assert list(a) == list(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert model.num_anchors == 3234 and model.grid_sizes[0] == (20, 20)
+
+
+def test_freeze_backbone_keeps_batchnorm_in_eval():
+    model = build_model("yolo_nano", input_size=64)
+    model.freeze_backbone()
+    model.train()
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+    assert not model.backbone.training and model.neck.training
+    model.freeze_backbone(False)
+    assert all(p.requires_grad for p in model.parameters()) and model.backbone.training
+
+
+# --------------------------------------------------------------------------------------------------
+# shapes in training and export modes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_output_shapes_train_and_export():
+    x = torch.rand(2, 3, 64, 64)
+    # classifier
+    cls = build_model("mobilenet", **SMALL["mobilenet"])
+    assert cls(x).shape == (2, 5) and cls.export_module()(x).shape == (2, 5)
+    # siamese: unit-norm embeddings
+    sia = build_model("siamese", **SMALL["siamese"]).eval()
+    emb = sia(x)
+    assert emb.shape == (2, 32) and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
+    a, b = sia.forward_pair(x, x.flip(0))
+    assert torch.allclose(a, emb, atol=1e-6) and torch.allclose(b, emb.flip(0), atol=1e-6)
+    # yolo: raw levels in training, decoded layouts in export mode
+    yolo = build_model("yolo_nano", **SMALL["yolo_nano_e2e"])
+    raw = yolo.train()(x)
+    assert set(raw) == {"one2many", "one2one"}
+    assert [tuple(t.shape) for t in raw["one2many"]] == [(2, 7, 8, 8), (2, 7, 4, 4), (2, 7, 2, 2)]
+    assert yolo.decode(raw).shape == (2, 7, 84)
+    yolo.export_mode(True)
+    assert not yolo.training and yolo(x).shape == (2, 84, 6)            # K = min(max_det, N)
+    assert yolo.export_mode(True, head="one2many")(x).shape == (2, 7, 84)
+    assert yolo.export_module(head="one2one")(x).shape == (2, 84, 6)
+    yolo.export_mode(False)
+    assert isinstance(yolo(x), dict)
+    with pytest.raises(ValueError, match="end2end=True"):
+        build_model("yolo_nano", input_size=64).export_mode(True, head="one2one")
+    # ssd: export split and torchvision training losses
+    ssd = build_model("ssdlite", **SMALL["ssdlite"])
+    reg, logits = ssd.export_module()(torch.rand(2, 3, 128, 128))
+    n = ssd.num_anchors
+    assert reg.shape == (2, n, 4) and logits.shape == (2, n, 4) and ssd.anchors_cxcywh().shape == (n, 4)
+    ssd.train()
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]), "labels": torch.tensor([2])}] * 2
+    losses = ssd(list(torch.rand(2, 3, 128, 128)), targets)
+    assert set(losses) == {"bbox_regression", "classification"} and all(torch.isfinite(v) for v in losses.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# ONNX export and contracts
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", list(SMALL))
+def test_onnx_export_matches_torch(case: str):
+    model = build_small(case)
+    module = model.export_module()
+    x = model.example_input(2)
+    names = list(model.output_names)
+    out_names, got = run_onnx(export_onnx(module, x[:1], names), x.numpy())   # traced at batch 1, run at 2
+    with torch.no_grad():
+        ref = module(x)
+    ref = [t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))]
+    assert out_names == names
+    assert [g.shape for g in got] == [r.shape for r in ref]
+    if case.startswith("yolo_nano"):
+        size = float(max(model.input_hw))
+        g, r = got[0], ref[0]
+        if case.endswith("e2e"):
+            # K = N here, so both hold every anchor; rows may swap order on near-equal scores: match them
+            g, r = g.reshape(-1, 6), r.reshape(-1, 6)
+            d = np.abs(g[:, None, :4] - r[None, :, :4]).max(-1) / size + np.abs(g[:, None, 4] - r[None, :, 4])
+            j = d.argmin(1)
+            assert len(set(j.tolist())) == len(j)
+            r = r[j]
+            np.testing.assert_array_equal(g[:, 5], r[:, 5])
+            box_axis, score_axis = (slice(None), slice(0, 4)), (slice(None), slice(4, 5))
+        else:
+            box_axis, score_axis = (slice(None), slice(0, 4)), (slice(None), slice(4, None))
+        # boxes are in input pixels: 1e-4 of the input size; scores 1e-4
+        np.testing.assert_allclose(g[box_axis] / size, r[box_axis] / size, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(g[score_axis], r[score_axis], atol=1e-4, rtol=0)
+    else:
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("case", list(SMALL))
+def test_contract_spec_validates_and_builds_its_decoder(case: str):
+    model = build_model(family_of(case), **SMALL[case])
+    spec = model.contract_spec()
+    contract = ModelContract.from_dict(spec)
+    assert contract.outputs == model.output_names and contract.input.name == "images"
+    assert contract.input.size_hw == model.input_hw and contract.input.layout == "NCHW"
+    assert contract.extra["zoo"]["family"] == model.family
+    decoder = get_decoder(contract.decoder, output_names=contract.outputs, labels=contract.labels)
+    expected = {"mobilenet": ("classify", "classifier", "stretch"), "siamese": ("embed", "embedding", "stretch"),
+                "ssdlite": ("detect", "ssd", "stretch"), "yolo_nano": ("detect", "yolo", "letterbox")}[model.family]
+    task, dec, resize = expected
+    if case == "yolo_nano_e2e":
+        dec = "yolo_end2end"
+    assert (contract.task, contract.decoder["type"], contract.input.resize) == (task, dec, resize)
+    assert decoder.task == task
+    if model.family == "ssdlite":
+        assert len(contract.decoder["anchors"]) == model.num_anchors
+        assert contract.input.mean == (0.5, 0.5, 0.5) and contract.input.std == (0.5, 0.5, 0.5)
+    if model.family in ("mobilenet", "siamese"):
+        assert contract.input.mean == (0.485, 0.456, 0.406)
+    # NHWC / dynamic batch variants for converters that put the transpose in the graph
+    nhwc = ModelContract.from_dict(model.contract_spec(layout="NHWC", batch=None))
+    assert nhwc.input.shape == (None, *model.input_hw, 3)
+
+
+def test_yolo_contract_variants():
+    model = build_model("yolo_nano", **SMALL["yolo_nano_e2e"])
+    assert model.contract_spec()["decoder"] == {"type": "yolo_end2end", "output": "output0"}
+    spec = model.contract_spec(head="one2many", normalized=True)
+    assert spec["decoder"] == {"type": "yolo", "version": "v8", "num_classes": 3, "output": "output0",
+                               "normalized": True}
+    ModelContract.from_dict(spec)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        px = model.export_module(head="one2many")(x)
+        norm = model.export_module(head="one2many", normalized=True)(x)
+    torch.testing.assert_close(norm[:, :4] * 64, px[:, :4], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(norm[:, 4:], px[:, 4:])
+
+
+# --------------------------------------------------------------------------------------------------
+# SSD-Lite: torchvision's post-processing vs sdk's ssd decoder on the export split
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant, size", [("v3_large", 320), ("v2", 256)])
+def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int):
+    from sdk.preprocess import PreprocessConfig, Preprocessor
+
+    model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size)
+    torch.manual_seed(0)
+    calibrate_bn(model, torch.rand(4, 3, size, size) * 2 - 1)
+    with torch.no_grad():                          # random heads with a real spread of scores and box offsets
+        for block in model.head.classification_head.module_list:
+            block[1].weight.mul_(25.0)
+        for block in model.head.regression_head.module_list:
+            block[1].weight.mul_(30.0)
+    score_thresh, nms_thresh = 0.45, 0.5
+    model.eval()
+    model.score_thresh, model.nms_thresh, model.detections_per_img = score_thresh, nms_thresh, 300
+    model.topk_candidates = model.num_anchors      # torchvision caps candidates per class; sdk caps overall
+
+    frame = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)   # BGR, network size
+    with torch.no_grad():
+        ref = model([torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1).float() / 255.0])[0]
+
+    contract = ModelContract.from_dict(model.contract_spec())
+    inp = contract.input
+    pre = Preprocessor(PreprocessConfig(size_hw=inp.size_hw, resize=inp.resize, color=inp.color, scale=inp.scale,
+                                        mean=inp.mean, std=inp.std))
+    x, _ = pre(frame)
+    with torch.no_grad():
+        reg, logits = model.export_module()(torch.from_numpy(x))
+    decoder = get_decoder(contract.decoder, output_names=contract.outputs, labels=contract.labels)
+    dets = decoder({"bbox_regression": reg.numpy(), "cls_logits": logits.numpy()}, input_hw=inp.size_hw,
+                   options=PostprocessOptions(conf_threshold=score_thresh, iou_threshold=nms_thresh, max_det=300))
+
+    n_ref = len(ref["boxes"])
+    assert 10 <= n_ref < 300, n_ref                # enough detections to mean something, below the cap
+    assert len(dets) == n_ref
+    iou = iou_matrix(dets.xyxy, ref["boxes"].numpy())
+    same_class = (dets.class_id[:, None] + 1) == ref["labels"].numpy()[None, :]   # torchvision labels are 1..C
+    close_score = np.abs(dets.confidence[:, None] - ref["scores"].numpy()[None, :]) < 1e-4
+    match = np.where(same_class & close_score, iou, 0.0)
+    best = match.argmax(1)
+    assert len(set(best.tolist())) == n_ref        # one-to-one
+    assert match[np.arange(n_ref), best].min() >= 0.99
+
+
+# --------------------------------------------------------------------------------------------------
+# YOLO-nano: loss pieces, overfit sanity check, end-to-end head
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bbox_iou_matches_torchvision():
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=g) * 100
+    a = torch.cat([xy, xy + 5 + torch.rand(50, 2, generator=g) * 50], 1)
+    xy = torch.rand(50, 2, generator=g) * 100
+    b = torch.cat([xy, xy + 5 + torch.rand(50, 2, generator=g) * 50], 1)
+    ops = torchvision.ops
+    torch.testing.assert_close(bbox_iou(a, b, kind="iou"), ops.box_iou(a, b).diagonal(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bbox_iou(a, b, kind="giou"), ops.generalized_box_iou(a, b).diagonal(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bbox_iou(a, b, kind="ciou"), ops.complete_box_iou(a, b).diagonal(), atol=1e-4, rtol=0)
+    assert torch.allclose(bbox_iou(a, a), torch.ones(50), atol=1e-5)
+
+
+def test_task_aligned_assigner_picks_inside_anchors_and_topk():
+    points = torch.stack(torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="xy"), -1).reshape(-1, 2) * 8 + 4
+    n = len(points)
+    gt = torch.tensor([[[0.0, 0.0, 32.0, 32.0], [40.0, 40.0, 64.0, 56.0]]])
+    labels = torch.tensor([[1, 0]])
+    pd_boxes = torch.cat([points - 6, points + 6], 1)[None]
+    pd_scores = torch.full((1, n, 2), 0.5)
+    for topk, per_box in ((10, (10, 6)), (1, (1, 1))):
+        boxes, scores, fg = TaskAlignedAssigner(2, topk=topk)(pd_scores, pd_boxes, points, labels, gt,
+                                                             torch.ones(1, 2, dtype=torch.bool))
+        pos = points[fg[0]]
+        in1 = (pos < 32).all(1)
+        in2 = (pos[:, 0] > 40) & (pos[:, 1] > 40) & (pos[:, 1] < 56)
+        assert bool((in1 | in2).all())                                # only anchors inside a box
+        assert (int(in1.sum()), int(in2.sum())) == per_box            # box 2 has 6 inside anchors
+        assert bool((scores[0, fg[0]].argmax(1) == torch.where(in1, 1, 0)).all())
+        assert float(scores.max()) <= 1.0 and bool((scores[0, ~fg[0]] == 0).all())
+    empty = TaskAlignedAssigner(2)(pd_scores, pd_boxes, points, labels[:, :0], gt[:, :0], torch.ones(1, 0, dtype=torch.bool))
+    assert not bool(empty[2].any())
+
+
+def test_yolo_loss_handles_images_without_objects_and_bad_targets():
+    model = build_model("yolo_nano", seed=0, **SMALL["yolo_nano_e2e"])
+    loss_fn = model.loss()
+    out = model.train()(torch.rand(2, 3, 64, 64))
+    targets = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)},
+               {"boxes": torch.tensor([[8.0, 8.0, 40.0, 30.0]]), "labels": torch.tensor([2])}]
+    loss, parts = loss_fn(out, targets)
+    loss.backward()
+    assert torch.isfinite(loss) and {"box", "l1", "cls", "o2o_box", "o2o_cls", "loss"} <= set(parts)
+    assert model.one2one_head.cls[0][2].weight.grad is not None
+    assert model.backbone.stem[0].weight.grad is not None
+    with pytest.raises(ValueError, match=r"targets\[0\]: expected boxes \[n, 4\] and labels \[n\]"):
+        loss_fn(model(torch.rand(1, 3, 64, 64)), [{"boxes": torch.zeros(2, 4), "labels": torch.zeros(3)}])
+    with pytest.raises(ValueError, match="expected 2 entries"):
+        loss_fn(out, targets[:1])
+
+
+def _toy_batch(size: int) -> Tuple[torch.Tensor, List[Dict[str, torch.Tensor]]]:
+    """Two images with coloured rectangles (class = colour) on a dark noisy background."""
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(2, 3, size, size, generator=g) * 0.3
+    colours = torch.tensor([[1.0, 0.1, 0.1], [0.1, 1.0, 0.1], [0.1, 0.1, 1.0]])
+    boxes = [[[8, 10, 40, 48], [54, 16, 88, 80]], [[24, 24, 72, 56], [4, 62, 32, 94], [70, 70, 94, 92]]]
+    labels = [[0, 1], [2, 0, 1]]
+    targets = []
+    for i, (bx, lb) in enumerate(zip(boxes, labels)):
+        for (x1, y1, x2, y2), c in zip(bx, lb):
+            images[i, :, y1:y2, x1:x2] = colours[c][:, None, None]
+        targets.append({"boxes": torch.tensor(bx, dtype=torch.float32), "labels": torch.tensor(lb)})
+    return images, targets
+
+
+def test_yolo_overfits_one_batch_and_sdk_decodes_the_boxes():
+    size = 96
+    images, targets = _toy_batch(size)
+    model = build_model("yolo_nano", seed=0, num_classes=3, input_size=size)
+    loss_fn = model.loss()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    model.train()
+    first = None
+    for _ in range(120):
+        loss, parts = loss_fn(model(images), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = parts["loss"] if first is None else first
+    assert parts["loss"] < 0.25 * first
+    calibrate_bn(model, images)                    # running statistics of this batch (120 steps is too few)
+    model.export_mode(True)
+    with torch.no_grad():
+        out = model(images).numpy()                # [2, 4 + 3, N]
+    contract = ModelContract.from_dict(model.contract_spec(labels=["red", "green", "blue"]))
+    decoder = get_decoder(contract.decoder, output_names=contract.outputs, labels=contract.labels)
+    for i, t in enumerate(targets):
+        dets = decoder({"output0": out[i:i + 1]}, input_hw=(size, size),
+                       options=PostprocessOptions(conf_threshold=0.3, iou_threshold=0.5))
+        gt = t["boxes"].numpy()
+        assert len(dets) >= len(gt)
+        iou = iou_matrix(gt, dets.xyxy)
+        same = t["labels"].numpy()[:, None] == dets.class_id[None, :]
+        assert (np.where(same, iou, 0).max(1) > 0.5).all(), (iou, dets.class_id)
+
+
+def test_yolo_end2end_export_shapes_and_decoder():
+    model = build_small("yolo_nano_e2e")
+    model.max_det = 10
+    x = model.example_input(1)
+    module = model.export_module()
+    names, (got,) = run_onnx(export_onnx(module, x, ["output0"], dynamic=False), x.numpy())
+    with torch.no_grad():
+        ref = module(x).numpy()
+    assert got.shape == ref.shape == (1, 10, 6)
+    assert (np.diff(ref[0, :, 4]) <= 0).all()                  # sorted by score
+    assert set(np.unique(ref[0, :, 5])) <= {0.0, 1.0, 2.0}
+    np.testing.assert_allclose(got[0, :, 4], ref[0, :, 4], atol=1e-4)
+    contract = ModelContract.from_dict(model.contract_spec())
+    decoder = get_decoder(contract.decoder, output_names=contract.outputs, labels=contract.labels)
+    dets = decoder({"output0": ref}, input_hw=(64, 64), options=PostprocessOptions(conf_threshold=0.0))
+    assert len(dets) == 10
+    np.testing.assert_allclose(dets.xyxy, ref[0, :, :4], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_yolo_end2end_converts_with_litert_torch(tmp_path):
+    litert_torch = pytest.importorskip("litert_torch")
+    model = build_small("yolo_nano_e2e")
+    model.max_det = 20
+    module = model.export_module()
+    x = model.example_input(1)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    edge = litert_torch.convert(module, (x,))
+    got = np.asarray(edge(x))
+    with torch.no_grad():
+        ref = module(x).numpy()
+    assert got.shape == ref.shape == (1, 20, 6)
+    np.testing.assert_allclose(got[..., 4], ref[..., 4], atol=1e-4)
+    np.testing.assert_allclose(got[..., :4] / 64, ref[..., :4] / 64, atol=1e-4)
+    edge.export(str(tmp_path / "yolo_e2e.tflite"))
+    assert (tmp_path / "yolo_e2e.tflite").stat().st_size > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Siamese losses
+# --------------------------------------------------------------------------------------------------
+
+
+def _embeddings(seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.normalize(torch.randn(8, 6, generator=g), dim=1), torch.tensor([0, 0, 1, 1, 1, 2, 2, 3])
+
+
+def test_contrastive_loss_matches_brute_force():
+    emb, labels = _embeddings()
+    margin = 1.2
+    pos, neg = [], []
+    for i in range(8):
+        for j in range(i + 1, 8):
+            d = float((emb[i] - emb[j]).norm())
+            (pos if labels[i] == labels[j] else neg).append(d ** 2 if labels[i] == labels[j] else max(0.0, margin - d) ** 2)
+    loss = ContrastiveLoss(margin)(emb, labels)
+    assert abs(float(loss) - (np.mean(pos) + np.mean(neg))) < 1e-5
+    same = torch.tensor([1, 0, 1, 0])
+    a, b = emb[:4], emb[4:]
+    d = (a - b).norm(dim=1)
+    expected = (same * d ** 2 + (1 - same) * torch.relu(margin - d) ** 2).mean()
+    assert torch.allclose(ContrastiveLoss(margin).pairs(a, b, same), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_hard", [False, True])
+def test_triplet_loss_matches_brute_force(batch_hard: bool):
+    emb, labels = _embeddings(1)
+    margin = 0.3
+    d = torch.cdist(emb, emb).numpy()
+    n = len(labels)
+    if batch_hard:
+        values = []
+        for a in range(n):
+            p = [j for j in range(n) if j != a and labels[j] == labels[a]]
+            q = [j for j in range(n) if labels[j] != labels[a]]
+            if p and q:
+                values.append(max(0.0, max(d[a, p]) - min(d[a, q]) + margin))
+        expected = np.mean(values)
+    else:
+        values = [max(0.0, d[a, p] - d[a, q] + margin) for a in range(n) for p in range(n) for q in range(n)
+                  if p != a and labels[p] == labels[a] and labels[q] != labels[a]]
+        active = [v for v in values if v > 1e-12]
+        expected = np.mean(active)
+    loss = TripletLoss(margin, batch_hard=batch_hard)(emb.requires_grad_(), labels)
+    assert abs(float(loss) - expected) < 1e-5
+    loss.backward()
+    assert emb.grad is not None and torch.isfinite(emb.grad).all()
+
+
+def test_siamese_losses_edge_cases_and_selection():
+    emb = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_()
+    singles = torch.arange(4)                                  # no positive pair: triplet loss is 0, with a graph
+    for loss in (TripletLoss(0.2)(emb, singles), TripletLoss(0.2, batch_hard=True)(emb, singles)):
+        assert float(loss) == 0.0
+        loss.backward()
+    with pytest.raises(ValueError, match=r"labels: expected shape \[4\]"):
+        ContrastiveLoss()(emb, torch.zeros(3))
+    assert isinstance(build_model("siamese", loss="contrastive", input_size=64).criterion, ContrastiveLoss)
+    tri = build_model("siamese", loss="triplet", margin=0.5, batch_hard=False, input_size=64).criterion
+    assert isinstance(tri, TripletLoss) and tri.margin == 0.5 and not tri.batch_hard
+    with pytest.raises(ValueError, match="margin: expected a number > 0"):
+        build_model("siamese", margin=-1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# weights
+# --------------------------------------------------------------------------------------------------
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = build_small("yolo_nano")
+    path = save_checkpoint(tmp_path / "run" / "last.pt", model, epoch=3, metrics={"map50": 0.5},
+                           optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9).state_dict(),
+                           note="ok", seed=None, tags=["a", "b"])
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)       # loadable with weights_only
+    assert ckpt["family"] == "yolo_nano" and ckpt["epoch"] == 3 and ckpt["config"]["input_size"] == [64, 64]
+    other = build_model("yolo_nano", seed=5, **SMALL["yolo_nano"])
+    report = load_weights(other, path)
+    assert isinstance(report, LoadReport) and report.complete and report.meta["metrics"] == {"map50": 0.5}
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval().predict(x), model.eval().predict(x))
+        rebuilt = load_model(path)
+        torch.testing.assert_close(rebuilt.predict(x), model.predict(x))
+    assert not rebuilt.training
+    assert load_checkpoint(path)["note"] == "ok"
+
+
+def test_save_checkpoint_rejects_unloadable_meta(tmp_path):
+    model = build_model("mobilenet", **SMALL["mobilenet"])
+    with pytest.raises(TypeError, match=r"meta\['opt'\]: .* got SGD \(pass its .state_dict\(\)\)"):
+        save_checkpoint(tmp_path / "a.pt", model, opt=torch.optim.SGD(model.parameters(), lr=0.1))
+    with pytest.raises(TypeError, match=r"meta\['m'\]\['x'\]: .* got float64 \(convert with .item\(\)"):
+        save_checkpoint(tmp_path / "a.pt", model, m={"x": np.float64(1.0)})
+    with pytest.raises(TypeError, match="'model' is reserved"):
+        save_checkpoint(tmp_path / "a.pt", model, model=1)
+    assert not (tmp_path / "a.pt").exists()
+
+
+def test_torchvision_checkpoint_into_classifier_with_other_class_count(tmp_path):
+    path = tmp_path / "mobilenet_v3_small.pth"
+    torch.save(torchvision.models.mobilenet_v3_small(weights=None).state_dict(), path)   # ImageNet layout
+    model = build_model("mobilenet", variant="v3_small", num_classes=6, input_size=64)
+    with pytest.raises(WeightsError, match="checkpoint has 1000 classes, model has 6; pass num_classes=1000 "
+                                           "or strict=False to re-initialise the head"):
+        load_weights(model, path)
+    report = load_weights(model, path, strict=False)
+    assert [k for k, _, _ in report.skipped] == ["classifier.3.weight", "classifier.3.bias"]
+    assert report.skipped[0][1:] == ((6, 1024), (1000, 1024))
+    assert not report.missing and not report.unexpected and len(report.loaded) == len(model.state_dict()) - 2
+    ref = torch.load(path, weights_only=True)
+    assert torch.equal(model.state_dict()["features.0.0.weight"], ref["features.0.0.weight"])
+    assert "classifier.3.weight" in str(report)
+    # the same file, matching class count: strict load works
+    load_weights(build_model("mobilenet", variant="v3_small", num_classes=1000, input_size=64), path)
+
+
+def test_weights_errors_name_keys_and_shapes(tmp_path, caplog):
+    src = build_model("yolo_nano", num_classes=80, input_size=64)
+    save_checkpoint(tmp_path / "y80.pt", src)
+    with pytest.raises(WeightsError, match="checkpoint has 80 classes, model has 6; pass num_classes=80 or "
+                                           "strict=False to re-initialise the head"):
+        load_weights(build_model("yolo_nano", num_classes=6, input_size=64), tmp_path / "y80.pt")
+    report = load_weights(build_model("yolo_nano", num_classes=6, input_size=64), tmp_path / "y80.pt", strict=False)
+    assert {k for k, _, _ in report.skipped} == {f"head.cls.{i}.2.{p}" for i in range(3) for p in ("weight", "bias")}
+    # another width: shape mismatches, named with both shapes
+    wide = build_model("yolo_nano", num_classes=80, input_size=64, width_mult=0.5)
+    with pytest.raises(WeightsError, match=r"backbone.stem.0.weight: model expects \[32, 3, 3, 3\], checkpoint has "
+                                           r"\[16, 3, 3, 3\].*checkpoint config differs: \{'width_mult': 0.25\}"):
+        load_weights(wide, tmp_path / "y80.pt")
+    with caplog.at_level(logging.WARNING, logger="converters.zoo.weights"):
+        load_weights(wide, tmp_path / "y80.pt", strict=False)
+    assert "outside the class head" in caplog.text
+    # missing / unexpected keys (a raw state dict with extra and absent entries)
+    state = src.state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    del state["neck.td4.cv1.0.weight"]
+    torch.save(state, tmp_path / "raw.pt")
+    with pytest.raises(WeightsError, match=r"1 model keys missing from the checkpoint: neck.td4.cv1.0.weight; "
+                                           r"1 unexpected checkpoint keys: extra.weight"):
+        load_weights(build_model("yolo_nano", num_classes=80, input_size=64), tmp_path / "raw.pt")
+    report = load_weights(build_model("yolo_nano", num_classes=80, input_size=64), tmp_path / "raw.pt", strict=False)
+    assert report.missing == ["neck.td4.cv1.0.weight"] and report.unexpected == ["extra.weight"]
+    # another family entirely
+    with pytest.raises(WeightsError, match="saved from a 'yolo_nano' model, this is a 'siamese' model"):
+        load_weights(build_model("siamese", input_size=64), tmp_path / "y80.pt")
+    with pytest.raises(WeightsError, match="no tensor of the checkpoint matches the model"):
+        load_weights(build_model("siamese", input_size=64), tmp_path / "y80.pt", strict=False)
+    # DataParallel-style prefixes are unwrapped
+    torch.save({"state_dict": {"module." + k: v for k, v in src.state_dict().items()}}, tmp_path / "dp.pt")
+    assert load_weights(build_model("yolo_nano", num_classes=80, input_size=64), tmp_path / "dp.pt").complete
+
+
+def test_ssd_class_count_error(tmp_path):
+    save_checkpoint(tmp_path / "s.pt", build_model("ssdlite", num_classes=80, input_size=64))
+    with pytest.raises(WeightsError, match="checkpoint has 80 classes, model has 6"):
+        load_weights(build_model("ssdlite", num_classes=6, input_size=64), tmp_path / "s.pt")
+
+
+def test_bad_weight_files(tmp_path):
+    model = build_model("mobilenet", **SMALL["mobilenet"])
+    with pytest.raises(WeightsFileNotFoundError, match="weights file not found: .*nope.pt"):
+        load_weights(model, tmp_path / "nope.pt")
+    assert issubclass(WeightsFileNotFoundError, FileNotFoundError) and issubclass(WeightsError, ValueError)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(WeightsError, match="is empty"):
+        load_weights(model, tmp_path / "empty.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00not a checkpoint" * 8)
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        load_weights(model, tmp_path / "garbage.pt")
+    good = save_checkpoint(tmp_path / "good.pt", model).read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        load_weights(model, tmp_path / "truncated.pt")
+    torch.save({"model": model.state_dict(), "object": _Opaque()}, tmp_path / "pickled.pt")
+    with pytest.raises(WeightsError, match="holds Python objects besides tensors, which are never unpickled"):
+        load_weights(model, tmp_path / "pickled.pt")
+    torch.save({"epoch": 1, "lr": 0.1}, tmp_path / "nostate.pt")
+    with pytest.raises(WeightsError, match=r"expected a state dict .* got keys \['epoch', 'lr'\]"):
+        load_weights(model, tmp_path / "nostate.pt")
+    torch.save(model.state_dict(), tmp_path / "raw.pt")
+    with pytest.raises(WeightsError, match="does not say which architecture"):
+        load_model(tmp_path / "raw.pt")
+
+
+class _Opaque:
+    """A class weights_only loading must refuse."""
