@@ -12,7 +12,9 @@ LEAN_PY     := $(LEAN)/bin/python
 TEST_MODELS := build/test-models
 PYTEST_ARGS ?=
 # Debian packages the tests need (real capture tests: GStreamer, RTSP server, ffmpeg).
-APT_PACKAGES ?=
+APT_PACKAGES ?= ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+                gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
+                python3-gi gir1.2-gstreamer-1.0
 
 .PHONY: test test-full test-lean setup setup-lean apt-deps test-models bench clean
 

@@ -6,6 +6,9 @@ Public names (imported lazily, so ``import sdk`` is cheap and imports no inferen
     sdk.Detections, sdk.Classification, sdk.Embedding
     sdk.Gallery, sdk.cosine_distance, sdk.euclidean_distance
     sdk.ops.nms / batched_nms / soft_nms / box_iou
+    sdk.open_source(uri, **options) -> Source; sdk.Frame
+    sdk.Pipeline(source, model, ...) -> iterator of (Frame, result), live stats
+    sdk.Profiler: per-stage latency percentiles
     sdk.ModelContract, sdk.load_device_config
     sdk.SDKError and its subclasses
 """
@@ -38,9 +41,13 @@ _LAZY = {
     "DecodeError": "sdk.errors",
     "SourceError": "sdk.errors",
     "DeviceConfigError": "sdk.errors",
+    "open_source": "sdk.sources",
+    "Frame": "sdk.sources",
+    "Pipeline": "sdk.pipeline",
+    "Profiler": "sdk.profiler",
 }
 _SUBMODULES = ("ops", "preprocess", "decoders", "backends", "contract", "device", "results", "verify", "errors",
-               "synthetic")
+               "synthetic", "sources", "pipeline", "profiler", "annotate")
 
 __all__ = sorted(set(_LAZY) | set(_SUBMODULES) | {"__version__"})
 

@@ -19,8 +19,8 @@ from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser"]
 
-_HOST_COMMANDS = {"convert": "converters.cli:convert_main", "train": "converters.cli:train_main",
-                  "eval": "converters.cli:eval_main"}
+_HOST_COMMANDS = {"convert": "converters.export.cli:main", "train": "converters.train.cli:main",
+                  "eval": "converters.evaluation.cli:main", "benchmark": "converters.benchmark:main"}
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:

@@ -33,7 +33,8 @@ from typing import Any, Dict, Optional, Tuple
 from torch import nn
 
 __all__ = ["FAMILIES", "build_model", "load_weights", "save_checkpoint", "load_checkpoint", "load_model",
-           "WeightsError", "LoadReport"]
+           "WeightsError", "LoadReport", "YoloNanoLoss", "ContrastiveLoss", "TripletLoss", "SSDLiteExport",
+           "YoloNanoExport"]
 
 FAMILIES: Tuple[str, ...] = ("mobilenet", "ssdlite", "yolo_nano", "siamese")
 
@@ -52,6 +53,11 @@ _LAZY = {
     "load_model": "converters.zoo.weights",
     "WeightsError": "converters.zoo.weights",
     "LoadReport": "converters.zoo.weights",
+    "YoloNanoLoss": "converters.zoo.yolo_loss",
+    "ContrastiveLoss": "converters.zoo.siamese",
+    "TripletLoss": "converters.zoo.siamese",
+    "SSDLiteExport": "converters.zoo.ssdlite",
+    "YoloNanoExport": "converters.zoo.yolo_nano",
 }
 
 

@@ -1,8 +1,7 @@
 """Pieces shared by the model-zoo families: argument checks, the :class:`ZooModel` mixin, contract helpers."""
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -17,8 +16,6 @@ __all__ = [
     "positive_int",
     "choice",
 ]
-
-logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN: Tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -127,6 +124,10 @@ class ZooModel:
         input_hw: network input (height, width).
         labels: class names (may be empty).
         output_names: names of the exported graph's outputs, in order.
+
+    Optional hooks used by :func:`converters.zoo.weights.load_weights`: ``head_state_prefixes()``,
+    ``classes_in_state_dict(state_dict)`` (class-count checks) and ``remap_state_dict(state_dict)``
+    (foreign key layouts, e.g. a classifier trunk into SSD-Lite).
     """
 
     family: str = "?"
@@ -232,13 +233,3 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
 
-
-def dry_run_shapes(model: nn.Module, example: torch.Tensor) -> List[Tuple[int, ...]]:
-    """Output shapes of a dry run (eval, no grad) — used to size anchors and heads."""
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(example)
-    model.train(was_training)
-    outs: Iterable[torch.Tensor] = out.values() if isinstance(out, dict) else out
-    return [tuple(t.shape) for t in outs]

@@ -125,19 +125,25 @@ class SSDLiteFeatureExtractorMobileNetV2(nn.Module):
 
 
 def _feature_extractor(variant: str, *, width_mult: float, reduced_tail: bool,
-                       norm_layer: Callable[..., nn.Module]) -> nn.Module:
+                       norm_layer: Callable[..., nn.Module]) -> Tuple[nn.Module, Dict[str, str]]:
+    """The SSDLite feature extractor and the map ``"features.<i>..."`` (the classifier's trunk keys) →
+    extractor keys (``"features.0.<j>..."``, ``"features.1..."``) of the tensors it reuses."""
     if variant == "v3_large":
         trunk = mobilenet_v3_large(weights=None, norm_layer=norm_layer, reduced_tail=reduced_tail,
                                    width_mult=width_mult)
         _normal_init(trunk)
         features = trunk.features
-        return SSDLiteFeatureExtractorMobileNet(features, _stage_indices(features)[-2], norm_layer,
-                                                width_mult=width_mult)
-    trunk = mobilenet_v2(weights=None, norm_layer=norm_layer, width_mult=width_mult)
-    _normal_init(trunk)
-    features = trunk.features
-    return SSDLiteFeatureExtractorMobileNetV2(features, _stage_indices(features)[-2], norm_layer,
-                                              width_mult=width_mult)
+        extractor: nn.Module = SSDLiteFeatureExtractorMobileNet(features, _stage_indices(features)[-2], norm_layer,
+                                                                width_mult=width_mult)
+    else:
+        trunk = mobilenet_v2(weights=None, norm_layer=norm_layer, width_mult=width_mult)
+        _normal_init(trunk)
+        features = trunk.features
+        extractor = SSDLiteFeatureExtractorMobileNetV2(features, _stage_indices(features)[-2], norm_layer,
+                                                       width_mult=width_mult)
+    by_id = {id(t): "features." + k for k, t in features.state_dict(keep_vars=True).items()}
+    key_map = {by_id[id(t)]: k for k, t in extractor.state_dict(keep_vars=True).items() if id(t) in by_id}
+    return extractor, key_map
 
 
 class SSDLite(ZooModel, SSD):
@@ -164,8 +170,8 @@ class SSDLite(ZooModel, SSD):
                  width_mult: float, reduced_tail: bool, score_thresh: float, nms_thresh: float,
                  detections_per_img: int, topk_candidates: int) -> None:
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
-        backbone = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
-                                      norm_layer=norm_layer)
+        backbone, trunk_keys = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
+                                                  norm_layer=norm_layer)
         anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=MIN_RATIO, max_ratio=MAX_RATIO)
         h, w = input_hw
         shapes = _feature_shapes(backbone, h, w)
@@ -179,6 +185,7 @@ class SSDLite(ZooModel, SSD):
         self.labels = tuple(labels)
         self.input_hw = input_hw
         self.grid_sizes: Tuple[Tuple[int, int], ...] = tuple((int(s[2]), int(s[3])) for s in shapes)
+        self._trunk_keys = {k: "backbone." + v for k, v in trunk_keys.items()}
         self.config: Dict[str, Any] = {
             "variant": variant, "num_classes": num_classes, "labels": list(labels), "input_size": list(input_hw),
             "width_mult": width_mult, "reduced_tail": reduced_tail, "score_thresh": score_thresh,
@@ -209,6 +216,23 @@ class SSDLite(ZooModel, SSD):
     def backbone_modules(self) -> List[nn.Module]:
         """``[backbone.features]``: the MobileNet trunk (the extra blocks and heads stay trainable)."""
         return [self.backbone.features]
+
+    def remap_state_dict(self, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Rename a MobileNet *classifier*'s trunk keys (``features.<i>...``: torchvision's ImageNet
+        checkpoints, or the zoo's ``mobilenet`` family trained on synthetic crops) to this detector's
+        backbone keys, so :func:`converters.zoo.weights.load_weights` can transfer a pre-trained trunk.
+        Other keys (``classifier.*``) are kept as they are (reported as unexpected). Use the same variant
+        and width; for ``v3_large`` build with ``reduced_tail=False`` to match a standard trunk.
+
+        Args:
+            state: a state dict.
+
+        Returns:
+            The renamed state dict (unchanged when it does not look like a classifier's).
+        """
+        if not any(k in self._trunk_keys for k in state):
+            return state
+        return {self._trunk_keys.get(k, k): v for k, v in state.items()}
 
     def head_state_prefixes(self) -> Tuple[str, ...]:
         n = len(self.grid_sizes)

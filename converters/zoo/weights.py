@@ -221,6 +221,9 @@ def _apply(model: nn.Module, state: Dict[str, torch.Tensor], meta: Dict[str, Any
            strict: bool) -> LoadReport:
     own = model.state_dict()
     state = _unwrap_prefixes(state, set(own))
+    remap = getattr(model, "remap_state_dict", None)
+    if remap is not None and sum(k in own for k in state) < len(state) // 2:
+        state = remap(state)                                 # e.g. a classifier trunk into a detector
     report = LoadReport(path=str(path), meta=meta)
     where = _origin(meta, model)
     for key, value in own.items():
@@ -288,7 +291,8 @@ def _origin(meta: Mapping[str, Any], model: nn.Module) -> str:
 
 
 def _check_meta(value: Any, where: str) -> None:
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+    # exact types: subclasses such as numpy.float64 or enums pickle as globals weights_only refuses
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
         return
     if isinstance(value, (list, tuple)):
         for i, v in enumerate(value):

@@ -202,7 +202,8 @@ class YoloNanoLoss(nn.Module):
             "one2one": TaskAlignedAssigner(num_classes, topk=1, alpha=alpha, beta=beta),
         })
 
-    def forward(self, outputs: Any, targets: Sequence[Mapping[str, torch.Tensor]]) -> Tuple[torch.Tensor, Dict[str, float]]:
+    def forward(self, outputs: Any,
+                targets: Sequence[Mapping[str, torch.Tensor]]) -> Tuple[torch.Tensor, Dict[str, float]]:
         """Loss of a training-mode forward.
 
         Args:

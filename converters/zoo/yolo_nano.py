@@ -10,7 +10,9 @@
 Architecture (YOLOv8-like, sized for a 2-core CPU and int8):
 
 * backbone: a stride-2 3x3 stem, then four stages of (stride-2 3x3 conv, CSP block) with base widths
-  64/128/256/512/512 x ``width_mult`` (stride 32 capped at the stride-16 width: plenty for a few classes) and depths 3/6/6/3 x ``depth_mult``; an SPPF block at stride 32;
+  64/128/256/512/512 x ``width_mult`` (stride 32 kept at the stride-16 width: plenty for a few
+  classes, and half the parameters of YOLOv8n's 1024) and depths 3/6/6/3 x ``depth_mult``; an SPPF
+  block at stride 32;
 * neck: PAN (top-down FPN path, then a bottom-up path) of CSP blocks, giving P3/P4/P5;
 * head: per level, two decoupled branches of two 3x3 convs: box (4 channels) and class (``nc``).
 
@@ -134,11 +136,14 @@ class Backbone(nn.Module):
         super().__init__()
         c0, c1, c2, c3, c4 = widths
         self.stem = ConvBNAct(3, c0, 3, 2, act=act)
-        self.stage1 = nn.Sequential(ConvBNAct(c0, c1, 3, 2, act=act), CSPBlock(c1, c1, depths[0], shortcut=True, act=act))
-        self.stage2 = nn.Sequential(ConvBNAct(c1, c2, 3, 2, act=act), CSPBlock(c2, c2, depths[1], shortcut=True, act=act))
-        self.stage3 = nn.Sequential(ConvBNAct(c2, c3, 3, 2, act=act), CSPBlock(c3, c3, depths[2], shortcut=True, act=act))
-        self.stage4 = nn.Sequential(ConvBNAct(c3, c4, 3, 2, act=act), CSPBlock(c4, c4, depths[3], shortcut=True, act=act),
-                                    SPPF(c4, c4, act=act))
+
+        def stage(c_in: int, c_out: int, n: int) -> List[nn.Module]:
+            return [ConvBNAct(c_in, c_out, 3, 2, act=act), CSPBlock(c_out, c_out, n, shortcut=True, act=act)]
+
+        self.stage1 = nn.Sequential(*stage(c0, c1, depths[0]))
+        self.stage2 = nn.Sequential(*stage(c1, c2, depths[1]))
+        self.stage3 = nn.Sequential(*stage(c2, c3, depths[2]))
+        self.stage4 = nn.Sequential(*stage(c3, c4, depths[3]), SPPF(c4, c4, act=act))
         self.out_channels = (c2, c3, c4)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
@@ -183,10 +188,13 @@ class DetectHead(nn.Module):
                  strides: Sequence[int], input_hw: Tuple[int, int]) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.box = nn.ModuleList(nn.Sequential(ConvBNAct(c, box_width, 3, act=act), ConvBNAct(box_width, box_width, 3, act=act),
-                                               nn.Conv2d(box_width, 4, 1)) for c in channels)
-        self.cls = nn.ModuleList(nn.Sequential(ConvBNAct(c, cls_width, 3, act=act), ConvBNAct(cls_width, cls_width, 3, act=act),
-                                               nn.Conv2d(cls_width, num_classes, 1)) for c in channels)
+
+        def branch(c_in: int, width: int, c_out: int) -> nn.Sequential:
+            return nn.Sequential(ConvBNAct(c_in, width, 3, act=act), ConvBNAct(width, width, 3, act=act),
+                                 nn.Conv2d(width, c_out, 1))
+
+        self.box = nn.ModuleList(branch(c, box_width, 4) for c in channels)
+        self.cls = nn.ModuleList(branch(c, cls_width, num_classes) for c in channels)
         self._init_bias(strides, input_hw)
 
     def _init_bias(self, strides: Sequence[int], input_hw: Tuple[int, int]) -> None:
@@ -282,9 +290,13 @@ class YoloNano(ZooModel, nn.Module):
         self.neck = PAN(chs, depths[0], act=act)
         box_width = max(16, chs[0] // 2)
         cls_width = max(16, chs[0])          # independent of num_classes: only the last 1x1 conv depends on it
-        head_kw = dict(box_width=box_width, cls_width=cls_width, act=act, strides=self.strides, input_hw=input_hw)
-        self.head = DetectHead(chs, num_classes, **head_kw)  # type: ignore[arg-type]
-        self.one2one_head: Optional[DetectHead] = DetectHead(chs, num_classes, **head_kw) if end2end else None  # type: ignore[arg-type]
+
+        def make_head() -> DetectHead:
+            return DetectHead(chs, num_classes, box_width=box_width, cls_width=cls_width, act=act,
+                              strides=self.strides, input_hw=input_hw)
+
+        self.head = make_head()
+        self.one2one_head: Optional[DetectHead] = make_head() if end2end else None
         self._export = False
         self._export_head = "one2one" if end2end else "one2many"
         self._export_normalized = False

@@ -6,16 +6,18 @@ Semantics (identical to torchvision's CPU kernel):
       is strictly greater than ``iou_threshold``;
     * IoU is computed in the boxes' floating dtype with torchvision's arithmetic:
       ``area = (x2 - x1) * (y2 - y1)``, ``inter = max(0, xx2 - xx1) * max(0, yy2 - yy1)``,
-      ``iou = inter / (area_i + area_j - inter)``, so borderline decisions (IoU exactly at the
-      threshold, float32 rounding) match bit for bit.
+      ``iou = inter / (area_i + area_j - inter)``, and compared with the threshold as a double, so
+      borderline decisions (IoU exactly at the threshold, float32 rounding) match bit for bit.
 
-How it is fast without a per-box Python loop: candidates are processed in blocks of the ``_BLOCK``
-best remaining boxes. For a block, the ``B x B`` suppression matrix is computed with vectorised numpy
-and the block's greedy result is resolved exactly with machine-word bitsets (one Python step per block
-row, no per-pair work); the boxes kept in the block then suppress the rest of the candidates in one
-vectorised ``K x R`` evaluation and the survivors are compacted. Every kept box is compared with every
-later surviving box exactly as in the sequential greedy algorithm, only in a different order, so the
-result is the same set in the same order.
+Algorithm (no per-box or per-pair Python work): the remaining candidates, in score order, are
+processed in blocks of the ``_BLOCK`` best. For a block, the block x block suppression matrix is
+computed with vectorised numpy and the greedy decisions inside the block are made exactly with
+machine-word bitsets (one Python step per kept box); the kept boxes of the block then test all
+remaining candidates at once (a K x R matrix), the suppressed ones are dropped, and the next block
+starts. Why this equals the sequential algorithm: a box's fate depends only on the kept boxes ranked
+before it; inside a block those are resolved in rank order, and every later box is tested against
+every kept box of every earlier block before it is visited. Pairs are the same, only their order of
+evaluation differs, and each pair's IoU test is computed with the same arithmetic.
 """
 from __future__ import annotations
 
@@ -33,40 +35,73 @@ __all__ = ["nms", "batched_nms"]
 
 logger = logging.getLogger(__name__)
 
-# Block size (<= 64: the in-block greedy then uses one 64-bit word per row).
-_BLOCK = 64
-# When at most this many candidates remain, they form one last block (one square evaluation).
-_FINAL = 128
-# At most this many pairs: evaluate the block's rows against all remaining boxes in one pass.
+# Tuning (measured on a 2-core x86 VM; any positive values give the same results):
+# candidates are processed in blocks of the _BLOCK best remaining ones (<= 64 keeps each in-block
+# bitset row in one machine word);
+_BLOCK = 48
+# when at most _FINAL candidates remain, they form one last block (one square evaluation);
+_FINAL = 96
+# while block x remaining <= _SINGLE_PASS_PAIRS, the block's rows are tested against all remaining
+# candidates in one pass (no separate kept-rows pass);
 _SINGLE_PASS_PAIRS = 12288
-# Largest pair matrix evaluated at once (bounds the per-thread workspace: about 30 bytes per pair).
+# the kept-rows pass is split so that no matrix exceeds _CHUNK_PAIRS pairs (the per-thread scratch
+# holds about 30 bytes per pair: 1 MB for float32; it grows if a larger matrix is ever needed);
 _CHUNK_PAIRS = 32768
-# torchvision.ops.batched_nms switches from the coordinate trick to per-class NMS above this
-# ``boxes.numel()`` on CPU; batched_nms follows the same switch to give the same results.
+# from _KEY_SORT_MIN float32 scores on, one int64 key sort replaces numpy's stable argsort;
+_KEY_SORT_MIN = 768
+# from _CLIP_CHECK_MIN boxes on, one reduction checks that every box is valid (x2 >= x1, y2 >= y1),
+# which allows clamping only the intersection width.
+_CLIP_CHECK_MIN = 2048
+# matrices of at most _BROADCAST_MAX_PAIRS pairs are computed with fewer, slower numpy calls;
+_BROADCAST_MAX_PAIRS = 4096
+# torchvision.ops.batched_nms switches from the coordinate-offset trick to per-class NMS above this
+# ``boxes.numel()`` on CPU; batched_nms makes the same switch to give the same results.
 _TV_BATCHED_NUMEL = 4000
-# Above this size, float32 scores are ordered with one int64 sort instead of a stable argsort.
-_KEY_SORT_MIN = 1024
 
-_SIGN = {dt: np.array([1, 1, -1, -1], dtype=dt)[:, None] for dt in (np.float32, np.float64)}
+
+class _Scratch:
+    """Scratch buffers for one dtype, and the reshaped views of them used for each matrix shape."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        self.capacity = 0
+        self._views: dict = {}
+
+    def _allocate(self, pairs: int) -> None:
+        self.capacity = pairs
+        self.values = np.empty(5 * pairs, self.dtype)
+        self.zeros = np.zeros(2 * pairs, self.dtype)
+        self.flags = np.empty(2 * pairs, bool)
+        self._views.clear()
+
+    def views(self, k: int, m: int, n_clip: int) -> tuple:
+        key = (k, m, n_clip)
+        v = self._views.get(key)
+        if v is None:
+            km = k * m
+            if km > self.capacity:
+                self._allocate(max(km, _CHUNK_PAIRS))
+            p = self.values[: 5 * km].reshape(5, k, m)
+            v = (p, p[:4], p[:2], p[2:4], p[:n_clip], self.zeros[: n_clip * km].reshape(n_clip, k, m),
+                 p[0], p[1], p[4], self.flags[:km].reshape(k, m), self.flags[km: 2 * km].reshape(k, m))
+            if len(self._views) > 512:
+                self._views.clear()
+            self._views[key] = v
+        return v
 
 
 class _Workspace(threading.local):
-    """Per-thread scratch buffers, allocated on first use and reused (no page faults per call)."""
+    """Per-thread scratch, allocated on first use and reused: no allocation (and, in a VM, no page
+    faults) per call. About 30 bytes per pair of ``_CHUNK_PAIRS``: 1 MB for float32."""
 
     def __init__(self) -> None:
-        self.buffers: dict = {}
+        self.scratch: dict = {}
 
-    def get(self, dtype: np.dtype) -> tuple:
-        bufs = self.buffers.get(dtype)
-        if bufs is None:
-            bufs = (
-                np.empty(5 * _CHUNK_PAIRS, dtype),
-                np.zeros(2 * _CHUNK_PAIRS, dtype),
-                np.empty(_CHUNK_PAIRS, bool),
-                np.empty(_CHUNK_PAIRS, bool),
-            )
-            self.buffers[dtype] = bufs
-        return bufs
+    def get(self, dtype: np.dtype) -> _Scratch:
+        scratch = self.scratch.get(dtype)
+        if scratch is None:
+            scratch = self.scratch[dtype] = _Scratch(dtype)
+        return scratch
 
 
 _WORKSPACE = _Workspace()
@@ -103,12 +138,15 @@ def _check_inputs(boxes: Any, scores: Any) -> tuple:
         raise ValueError(f"scores: expected shape ({b.shape[0]},) to match boxes {b.shape}, got {s.shape}")
     if b.shape[0]:
         # One sum detects any NaN/inf cheaply (an overflowing sum of finite values is re-checked).
-        if not math.isfinite(b.sum()):
+        with np.errstate(over="ignore", invalid="ignore"):
+            box_sum = b.sum()
+            score_sum = s.sum() if s.dtype.kind == "f" else 0.0
+        if not math.isfinite(box_sum):
             bad = int(b.size - np.count_nonzero(np.isfinite(b)))
             if bad:
                 raise ValueError(f"boxes: expected finite coordinates, got {bad} non-finite value(s) "
                                  f"(NaN or inf)")
-        if s.dtype.kind == "f" and math.isnan(s.sum()):
+        if math.isnan(score_sum):
             bad = int(np.count_nonzero(np.isnan(s)))
             if bad:
                 raise ValueError(f"scores: expected no NaN, got {bad} NaN value(s); "
@@ -139,7 +177,8 @@ def _descending_order(scores: np.ndarray) -> np.ndarray:
 def _threshold_in(dtype: np.dtype, thr: float) -> np.floating:
     """The largest ``dtype`` value ``t`` with ``t <= thr``: then ``iou > t`` in ``dtype`` is exactly
     torchvision's test ``(double) iou > thr``."""
-    t = dtype.type(thr)
+    with np.errstate(over="ignore"):  # a huge threshold becomes inf, then the largest finite value
+        t = dtype.type(thr)
     if float(t) > thr:
         t = np.nextafter(t, dtype.type(-np.inf))
     return t
@@ -149,52 +188,52 @@ def _threshold_in(dtype: np.dtype, thr: float) -> np.floating:
 # Kernel
 
 
-def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws: tuple,
-                        rows_cls: Optional[np.ndarray] = None,
-                        cols_cls: Optional[np.ndarray] = None, n_clip: int = 2) -> np.ndarray:
+def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws: _Scratch,
+                        n_clip: int, rows_cls: Optional[np.ndarray] = None,
+                        cols_cls: Optional[np.ndarray] = None) -> np.ndarray:
     """``iou(rows[i], cols[j]) > thr`` for every pair, with torchvision's float arithmetic.
 
     Args:
         rows: (5, K) array ``[x1, y1, -x2, -y2, area]``.
         cols: (5, M) array, same layout and dtype; ``K * M <= _CHUNK_PAIRS``.
         thr: threshold from :func:`_threshold_in`.
-        ws: workspace buffers for this dtype.
-        rows_cls, cols_cls: optional (K,) and (M,) class ids; pairs of different classes never
-            suppress each other.
+        ws: scratch buffers for this dtype.
         n_clip: 2 clamps both intersection sides at 0 like torchvision. 1 clamps only the width,
             which gives the same decisions when every box has ``x2 >= x1``, ``y2 >= y1`` and the
             threshold is >= 0 (a negative height then makes the IoU negative instead of 0).
+        rows_cls, cols_cls: optional (K,) and (M,) class ids; pairs of different classes never
+            suppress each other.
 
     Returns:
-        (K, M) bool view into the workspace (valid until the next call).
+        (K, M) bool view into the scratch buffers (valid until the next call).
     """
-    buf, zeros, out, eq = ws
-    k = rows.shape[1]
-    m = cols.shape[1]
-    km = k * m
-    p = buf[: 5 * km].reshape(5, k, m)
-    p[...] = rows[:, :, None]
+    p, corners, wh, far, clip, zeros, inter, height, union, g, same = ws.views(
+        rows.shape[1], cols.shape[1], n_clip)
     # max(x1_i, x1_j), max(y1_i, y1_j), -min(x2_i, x2_j), -min(y2_i, y2_j): one call for four planes.
-    np.maximum(p[:4], cols[:4, None, :], out=p[:4])
-    wh = p[:2]
-    np.add(wh, p[2:4], wh)  # -(xx2 - xx1), -(yy2 - yy1): exact negations of torchvision's values
-    clip = p[:n_clip]
-    np.minimum(clip, zeros[: n_clip * km].reshape(clip.shape), out=clip)  # -max(0, w), -max(0, h)
-    inter = p[0]
-    np.multiply(inter, p[1], inter)  # (-w) * (-h) == w * h bit for bit
-    union = p[4]
-    np.add(union, cols[4], union)  # area_i + area_j
-    np.subtract(union, inter, union)
-    np.divide(inter, union, union)
-    g = np.greater(union, thr, out[:km].reshape(k, m))
+    if g.size <= _BROADCAST_MAX_PAIRS:  # small: fewer calls beat faster loops
+        np.maximum(rows[:4, :, None], cols[:4, None, :], out=corners)
+        np.add(rows[4][:, None], cols[4], out=union)
+    else:  # large: fill the rows' values, then contiguous-friendly broadcasting
+        p[...] = rows[:, :, None]
+        np.maximum(corners, cols[:4, None, :], out=corners)
+        np.add(union, cols[4], out=union)  # area_i + area_j
+    np.add(wh, far, out=wh)  # -(xx2 - xx1), -(yy2 - yy1): exact negations of torchvision's values
+    np.minimum(clip, zeros, out=clip)  # -max(0, w), -max(0, h)
+    np.multiply(inter, height, out=inter)  # (-w) * (-h) == w * h bit for bit
+    np.subtract(union, inter, out=union)
+    np.divide(inter, union, out=union)
+    np.greater(union, thr, out=g)
     if rows_cls is not None:
-        same = np.equal(rows_cls[:, None], cols_cls[None, :], eq[:km].reshape(k, m))
-        np.logical_and(g, same, g)
+        np.equal(rows_cls[:, None], cols_cls[None, :], out=same)
+        np.logical_and(g, same, out=g)
     return g
 
 
 def _block_greedy(g: np.ndarray, b: int) -> list:
-    """Greedy resolution inside one block, with one Python step per row and machine-word bitsets.
+    """Exact greedy resolution inside one block, with Python integers as bitsets.
+
+    The next kept box is always the lowest-ranked box still alive (every box before it is decided);
+    keeping it clears the bits of the boxes it suppresses. The loop runs once per kept box.
 
     Args:
         g: (b, >=b) suppression matrix whose first b columns are the block's own boxes, in rank
@@ -205,38 +244,49 @@ def _block_greedy(g: np.ndarray, b: int) -> list:
         Kept row indices, increasing.
     """
     packed = np.packbits(g[:, :b], axis=1, bitorder="little")
+    kept = []
+    alive = (1 << b) - 1
+    if b <= 64:
+        # All rows in one integer; row i is bits [stride * i, stride * (i + 1)).
+        stride = 8 * packed.shape[1]
+        bits = int.from_bytes(packed.tobytes(), "little")
+        while alive:
+            low = alive & -alive
+            i = low.bit_length() - 1
+            kept.append(i)
+            alive &= ~(((bits >> (stride * i)) & alive) | low)
+        return kept
     width = packed.shape[1]
     if width & 7:
         padded = np.zeros((b, (width + 7) & ~7), np.uint8)
         padded[:, :width] = packed
         packed = padded
-    words = packed.view("<u8")
-    n_words = words.shape[1]
-    kept = []
-    if n_words == 1:
-        rows = words.ravel().tolist()
-        suppressed = 0
-        for i in range(b):
-            if not (suppressed >> i) & 1:
-                kept.append(i)
-                suppressed |= rows[i]
-        return kept
-    # Several 64-bit words per row: word w holds the suppression bits of columns 64w..64w+63.
-    columns = [words[:, w].tolist() for w in range(n_words)]
-    suppressed = [0] * n_words
-    for w in range(n_words):
-        later = range(w, n_words)
-        for i in range(64 * w, min(b, 64 * w + 64)):
-            if not (suppressed[w] >> (i - 64 * w)) & 1:
-                kept.append(i)
-                for v in later:
-                    suppressed[v] |= columns[v][i]
+    rows = packed.view("<u8").tolist()
+    while alive:
+        low = alive & -alive
+        i = low.bit_length() - 1
+        kept.append(i)
+        row = low
+        for shift, word in enumerate(rows[i]):
+            row |= word << (64 * shift)
+        alive &= ~row
     return kept
 
 
 def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Optional[int],
                 classes: Optional[np.ndarray] = None) -> np.ndarray:
-    """Greedy NMS of ``boxes`` (N, 4) visited in ``order``; returns kept indices (int64)."""
+    """Greedy NMS of ``boxes`` (N, 4) in their compute dtype, visited in ``order``.
+
+    Args:
+        boxes: (N, 4) float32 or float64 ``xyxy`` boxes.
+        order: (N,) visiting order (falling score).
+        thr: IoU threshold (suppress when IoU > thr).
+        max_output: stop after this many kept boxes (None: no limit).
+        classes: optional (N,) class ids; boxes of different classes do not interact.
+
+    Returns:
+        int64 array (K,) of kept indices in visiting order.
+    """
     n = order.shape[0]
     dtype = boxes.dtype
     limit = n if max_output is None else min(max_output, n)
@@ -247,10 +297,13 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
     t = _threshold_in(dtype, thr)
     ws = _WORKSPACE.get(dtype)
     state = np.empty((5, n), dtype)
-    np.multiply(boxes[order].T, _SIGN[dtype.type], state[:4])
+    np.take(boxes.T, order, axis=1, out=state[:4])
+    np.negative(state[2:4], out=state[2:4])
     wh = state[2:4] + state[:2]  # -(x2 - x1), -(y2 - y1)
-    np.multiply(wh[0], wh[1], state[4])  # torchvision's (x2 - x1) * (y2 - y1)
-    n_clip = 1 if thr >= 0 and wh.max() <= 0 else 2
+    np.multiply(wh[0], wh[1], out=state[4])  # torchvision's (x2 - x1) * (y2 - y1)
+    # Clamping one side only is exact for valid boxes and thr >= 0; checking costs a reduction,
+    # worth it only for large inputs.
+    n_clip = 1 if n >= _CLIP_CHECK_MIN and thr >= 0 and wh.max() <= 0 else 2
     index = order
     cls = None if classes is None else classes[order]
     kept_parts = []
@@ -259,15 +312,15 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         while True:
             if n <= _FINAL:
-                g = _suppression_matrix(state, state, t, ws, cls, cls, n_clip)
+                g = _suppression_matrix(state, state, t, ws, n_clip, cls, cls)
                 kept_parts.append(index[_block_greedy(g, n)])
                 break
             b = _BLOCK
             single = b * n <= _SINGLE_PASS_PAIRS
             block = state[:, :b]
             cb = None if cls is None else cls[:b]
-            g = _suppression_matrix(block, state if single else block, t, ws, cb,
-                                    cls if single else cb, n_clip)
+            g = _suppression_matrix(block, state if single else block, t, ws, n_clip, cb,
+                                    cls if single else cb)
             kept = _block_greedy(g, b)
             kept_parts.append(index[kept])
             n_kept += len(kept)
@@ -284,8 +337,8 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
                 for lo in range(0, rest, step):
                     hi = min(rest, lo + step)
                     sub_cls = None if cls is None else cls[b + lo: b + hi]
-                    g = _suppression_matrix(rows, state[:, b + lo: b + hi], t, ws, rows_cls, sub_cls,
-                                            n_clip)
+                    g = _suppression_matrix(rows, state[:, b + lo: b + hi], t, ws, n_clip, rows_cls,
+                                            sub_cls)
                     g.any(axis=0, out=alive[lo:hi])
             np.logical_not(alive, out=alive)
             state = state[:, b:][:, alive]
@@ -341,7 +394,7 @@ def _check_class_ids(class_ids: Any, n: int) -> np.ndarray:
     if c.ndim != 1 or c.shape[0] != n:
         raise ValueError(f"class_ids: expected shape ({n},) to match boxes, got {c.shape}")
     if c.dtype.kind == "f":
-        if n and not np.array_equal(c, np.round(c)):
+        if n and not (np.isfinite(c).all() and np.array_equal(c, np.round(c))):
             raise ValueError("class_ids: expected integer values, got non-integral floats")
         c = c.astype(np.int64)
     return c

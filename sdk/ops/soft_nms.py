@@ -11,7 +11,7 @@ The highest current score is selected next (ties: the lowest index); boxes whose
 from __future__ import annotations
 
 from numbers import Real
-from typing import Any
+from typing import Any, Tuple
 
 import numpy as np
 
@@ -31,8 +31,14 @@ def _real(value: Any, name: str) -> float:
     return out
 
 
-def soft_nms(boxes: Any, scores: Any, iou_threshold: float = 0.3, sigma: float = 0.5,
-             method: str = "gaussian", score_threshold: float = 0.001) -> tuple:
+def soft_nms(
+    boxes: Any,
+    scores: Any,
+    iou_threshold: float = 0.3,
+    sigma: float = 0.5,
+    method: str = "gaussian",
+    score_threshold: float = 0.001,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Soft-NMS: decay the scores of boxes overlapping each selected box instead of removing them.
 
     IoU uses the arithmetic of :func:`sdk.ops.box_iou` in the boxes' dtype; scores are decayed in

@@ -37,9 +37,13 @@ def _ops(monkeypatch: pytest.MonkeyPatch) -> None:
         from torchvision.ops import batched_nms as tv_batched_nms, nms as tv_nms
 
         fake = types.ModuleType("sdk.ops")
-        fake.nms = lambda b, s, t: tv_nms(torch.as_tensor(b), torch.as_tensor(s), float(t)).numpy()  # type: ignore[attr-defined]
-        fake.batched_nms = lambda b, s, c, t: tv_batched_nms(  # type: ignore[attr-defined]
-            torch.as_tensor(b), torch.as_tensor(s), torch.as_tensor(c), float(t)).numpy()
+        def nms(b: np.ndarray, s: np.ndarray, t: float) -> np.ndarray:
+            return tv_nms(torch.as_tensor(b), torch.as_tensor(s), float(t)).numpy()
+
+        def batched_nms(b: np.ndarray, s: np.ndarray, c: np.ndarray, t: float) -> np.ndarray:
+            return tv_batched_nms(torch.as_tensor(b), torch.as_tensor(s), torch.as_tensor(c), float(t)).numpy()
+
+        fake.nms, fake.batched_nms = nms, batched_nms  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "sdk.ops", fake)
 
 
@@ -117,7 +121,8 @@ def run_onnx(blob: bytes, x: np.ndarray) -> Tuple[List[str], List[np.ndarray]]:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return torchvision.ops.box_iou(torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)).numpy()
+    return torchvision.ops.box_iou(torch.as_tensor(a, dtype=torch.float64),
+                                   torch.as_tensor(b, dtype=torch.float64)).numpy()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +143,8 @@ def test_families_and_unknown_family_lists_known_ones():
 
 
 @pytest.mark.parametrize("family, kwargs, message", [
-    ("mobilenet", dict(variant="v4_small"), r"variant: expected one of .* got 'v4_small' \(did you mean 'v3_small'\?\)"),
+    ("mobilenet", dict(variant="v4_small"),
+     r"variant: expected one of .* got 'v4_small' \(did you mean 'v3_small'\?\)"),
     ("mobilenet", dict(width_mult=0), r"width_mult: expected a number > 0, got 0"),
     ("mobilenet", dict(num_classes=3, labels=["a", "b"]), r"labels: expected 3 names"),
     ("ssdlite", dict(input_size=32), r"input_size: expected sides >= 64"),
@@ -278,12 +284,27 @@ def test_output_shapes_train_and_export():
 
 
 @pytest.mark.parametrize("case", list(SMALL))
-def test_onnx_export_matches_torch(case: str):
+def test_onnx_export_matches_torch_and_loads_with_sdk(case: str, tmp_path):
+    import json
+
+    import onnx
+
+    import sdk
+
     model = build_small(case)
     module = model.export_module()
     x = model.example_input(2)
     names = list(model.output_names)
-    out_names, got = run_onnx(export_onnx(module, x[:1], names), x.numpy())   # traced at batch 1, run at 2
+    blob = export_onnx(module, x[:1], names)
+    out_names, got = run_onnx(blob, x.numpy())                                  # traced at batch 1, run at 2
+    # the contract embedded in the file is all sdk.load needs
+    proto = onnx.load_from_string(blob)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "edgesdk_contract", json.dumps(model.contract_spec())
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    result = sdk.load(tmp_path / "model.onnx")(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8))
+    assert type(result).__name__ == {"detect": "Detections", "classify": "Classification",
+                                     "embed": "Embedding"}[model.contract_spec()["task"]]
     with torch.no_grad():
         ref = module(x)
     ref = [t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))]
@@ -369,9 +390,9 @@ def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: i
             block[1].weight.mul_(25.0)
         for block in model.head.regression_head.module_list:
             block[1].weight.mul_(30.0)
-    score_thresh, nms_thresh = 0.45, 0.5
+    score_thresh, nms_thresh = 0.6, 0.5
     model.eval()
-    model.score_thresh, model.nms_thresh, model.detections_per_img = score_thresh, nms_thresh, 300
+    model.score_thresh, model.nms_thresh, model.detections_per_img = score_thresh, nms_thresh, 1000
     model.topk_candidates = model.num_anchors      # torchvision caps candidates per class; sdk caps overall
 
     frame = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)   # BGR, network size
@@ -387,10 +408,10 @@ def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: i
         reg, logits = model.export_module()(torch.from_numpy(x))
     decoder = get_decoder(contract.decoder, output_names=contract.outputs, labels=contract.labels)
     dets = decoder({"bbox_regression": reg.numpy(), "cls_logits": logits.numpy()}, input_hw=inp.size_hw,
-                   options=PostprocessOptions(conf_threshold=score_thresh, iou_threshold=nms_thresh, max_det=300))
+                   options=PostprocessOptions(conf_threshold=score_thresh, iou_threshold=nms_thresh, max_det=1000))
 
     n_ref = len(ref["boxes"])
-    assert 10 <= n_ref < 300, n_ref                # enough detections to mean something, below the cap
+    assert 50 <= n_ref < 1000, n_ref               # enough detections to mean something, below the cap
     assert len(dets) == n_ref
     iou = iou_matrix(dets.xyxy, ref["boxes"].numpy())
     same_class = (dets.class_id[:, None] + 1) == ref["labels"].numpy()[None, :]   # torchvision labels are 1..C
@@ -436,7 +457,8 @@ def test_task_aligned_assigner_picks_inside_anchors_and_topk():
         assert (int(in1.sum()), int(in2.sum())) == per_box            # box 2 has 6 inside anchors
         assert bool((scores[0, fg[0]].argmax(1) == torch.where(in1, 1, 0)).all())
         assert float(scores.max()) <= 1.0 and bool((scores[0, ~fg[0]] == 0).all())
-    empty = TaskAlignedAssigner(2)(pd_scores, pd_boxes, points, labels[:, :0], gt[:, :0], torch.ones(1, 0, dtype=torch.bool))
+    empty = TaskAlignedAssigner(2)(pd_scores, pd_boxes, points, labels[:, :0], gt[:, :0],
+                                   torch.ones(1, 0, dtype=torch.bool))
     assert not bool(empty[2].any())
 
 
@@ -477,17 +499,17 @@ def test_yolo_overfits_one_batch_and_sdk_decodes_the_boxes():
     images, targets = _toy_batch(size)
     model = build_model("yolo_nano", seed=0, num_classes=3, input_size=size)
     loss_fn = model.loss()
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.0)
     model.train()
     first = None
-    for _ in range(120):
+    for _ in range(60):
         loss, parts = loss_fn(model(images), targets)
         opt.zero_grad()
         loss.backward()
         opt.step()
         first = parts["loss"] if first is None else first
     assert parts["loss"] < 0.25 * first
-    calibrate_bn(model, images)                    # running statistics of this batch (120 steps is too few)
+    calibrate_bn(model, images)                    # running statistics of this batch (60 steps are too few)
     model.export_mode(True)
     with torch.no_grad():
         out = model(images).numpy()                # [2, 4 + 3, N]
@@ -524,6 +546,7 @@ def test_yolo_end2end_export_shapes_and_decoder():
 
 @pytest.mark.slow
 def test_yolo_end2end_converts_with_litert_torch(tmp_path):
+    """The NMS-free export (top-K and gather inside the graph) converts to TFLite and matches torch."""
     litert_torch = pytest.importorskip("litert_torch")
     model = build_small("yolo_nano_e2e")
     model.max_det = 20
@@ -558,7 +581,10 @@ def test_contrastive_loss_matches_brute_force():
     for i in range(8):
         for j in range(i + 1, 8):
             d = float((emb[i] - emb[j]).norm())
-            (pos if labels[i] == labels[j] else neg).append(d ** 2 if labels[i] == labels[j] else max(0.0, margin - d) ** 2)
+            if labels[i] == labels[j]:
+                pos.append(d ** 2)
+            else:
+                neg.append(max(0.0, margin - d) ** 2)
     loss = ContrastiveLoss(margin)(emb, labels)
     assert abs(float(loss) - (np.mean(pos) + np.mean(neg))) < 1e-5
     same = torch.tensor([1, 0, 1, 0])
@@ -588,7 +614,7 @@ def test_triplet_loss_matches_brute_force(batch_hard: bool):
         active = [v for v in values if v > 1e-12]
         expected = np.mean(active)
     loss = TripletLoss(margin, batch_hard=batch_hard)(emb.requires_grad_(), labels)
-    assert abs(float(loss) - expected) < 1e-5
+    assert abs(float(loss.detach()) - expected) < 1e-5
     loss.backward()
     assert emb.grad is not None and torch.isfinite(emb.grad).all()
 
@@ -597,7 +623,7 @@ def test_siamese_losses_edge_cases_and_selection():
     emb = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_()
     singles = torch.arange(4)                                  # no positive pair: triplet loss is 0, with a graph
     for loss in (TripletLoss(0.2)(emb, singles), TripletLoss(0.2, batch_hard=True)(emb, singles)):
-        assert float(loss) == 0.0
+        assert float(loss.detach()) == 0.0
         loss.backward()
     with pytest.raises(ValueError, match=r"labels: expected shape \[4\]"):
         ContrastiveLoss()(emb, torch.zeros(3))
@@ -638,8 +664,8 @@ def test_save_checkpoint_rejects_unloadable_meta(tmp_path):
         save_checkpoint(tmp_path / "a.pt", model, opt=torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(TypeError, match=r"meta\['m'\]\['x'\]: .* got float64 \(convert with .item\(\)"):
         save_checkpoint(tmp_path / "a.pt", model, m={"x": np.float64(1.0)})
-    with pytest.raises(TypeError, match="'model' is reserved"):
-        save_checkpoint(tmp_path / "a.pt", model, model=1)
+    with pytest.raises(TypeError, match="'family' is reserved"):
+        save_checkpoint(tmp_path / "a.pt", model, family="x")
     assert not (tmp_path / "a.pt").exists()
 
 
@@ -701,6 +727,31 @@ def test_ssd_class_count_error(tmp_path):
     save_checkpoint(tmp_path / "s.pt", build_model("ssdlite", num_classes=80, input_size=64))
     with pytest.raises(WeightsError, match="checkpoint has 80 classes, model has 6"):
         load_weights(build_model("ssdlite", num_classes=6, input_size=64), tmp_path / "s.pt")
+
+
+def test_classifier_trunk_transfers_into_ssdlite_and_siamese(tmp_path):
+    """A MobileNet classifier (e.g. trained on the synthetic crops) seeds the detector's / embedder's trunk."""
+    for variant, ssd_kw in (("v2", {}), ("v3_large", {"reduced_tail": False})):
+        clf = build_model("mobilenet", seed=1, variant=variant, input_size=64)
+        path = save_checkpoint(tmp_path / f"{variant}.pt", clf)
+        ssd = build_model("ssdlite", variant=variant, input_size=64, **ssd_kw)
+        with pytest.raises(WeightsError, match="unexpected checkpoint keys: classifier"):
+            load_weights(ssd, path)
+        report = load_weights(ssd, path, strict=False)
+        n_trunk = sum(1 for k in clf.state_dict() if k.startswith("features."))
+        assert len(report.loaded) == n_trunk and not report.skipped
+        assert all(k.startswith("classifier.") for k in report.unexpected)
+        assert all(k.startswith(("backbone.extra.", "head.")) for k in report.missing)
+        with torch.no_grad():                        # the first feature map is the classifier's trunk up to C4
+            x = torch.rand(1, 3, 64, 64)
+            c4 = ssd.eval().backbone.features[0](x)
+            ref = clf.eval().features[:len(ssd.backbone.features[0]) - 1](x)
+            ref = ssd.backbone.features[0][-1](ref)
+        torch.testing.assert_close(c4, ref)
+    siamese = build_model("siamese", backbone="v3_small", input_size=64)
+    report = load_weights(siamese, save_checkpoint(tmp_path / "s.pt", build_model("mobilenet", input_size=64)),
+                          strict=False)
+    assert report.missing == ["projection.weight", "projection.bias"]
 
 
 def test_bad_weight_files(tmp_path):
