@@ -5,6 +5,8 @@ Subcommands available in this release:
 * ``edgesdk devices`` — list device configs and say which one matches this host.
 * ``edgesdk info MODEL`` — load a model and print its contract, backend and input/output tensors.
 * ``edgesdk predict MODEL IMAGE...`` — run a model on image files and print JSON results.
+* ``edgesdk profile MODEL... --device CFG --source URI --out DIR`` — per-stage latency report
+  (``--compare A.json B.json`` puts reports side by side).
 
 Host-side commands (``convert``, ``train``, ``eval``) live in ``converters`` and need
 ``pip install "edgesdk[convert]"``; the CLI says so when they are missing.
@@ -117,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("images", nargs="+")
             p.add_argument("--conf", type=float)
             p.add_argument("--iou", type=float)
+    from sdk.profile_cli import add_parser as add_profile_parser
+
+    add_profile_parser(sub)
     for name in _HOST_COMMANDS:
         p = sub.add_parser(name, help=f"{name} models on the host (needs edgesdk[convert])", add_help=False)
         p.set_defaults(func=None, host_command=name)
