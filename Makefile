@@ -2,6 +2,9 @@
 #
 #   make test       full environment (.venv: torch, converters, all runtimes) + lean runtime environment
 #                   (.venv-lean: numpy<2, tflite-runtime, onnxruntime, no torch), as on a Raspberry Pi
+#   make demo       lean runtime environment (.venv-demo: numpy, OpenCV, ONNX Runtime, LiteRT, no torch), then the
+#                   shipped INT8 YOLO-nano on synthetic://shapes (or SOURCE=...): annotated video, profile report,
+#                   per-stage latency table and live mAP
 #   make bench      side-by-side benchmarks (benchmarks/*.py)
 
 PYTHON      ?= python3
@@ -9,6 +12,11 @@ VENV        := .venv
 LEAN        := .venv-lean
 PY          := $(VENV)/bin/python
 LEAN_PY     := $(LEAN)/bin/python
+DEMO        := .venv-demo
+DEMO_PY     := $(DEMO)/bin/python
+SOURCE      ?= synthetic://shapes
+FRAMES      ?= 300
+DEMO_OUT    ?= build/demo
 TEST_MODELS := build/test-models
 PYTEST_ARGS ?=
 # Debian packages the tests need (real capture tests: GStreamer, RTSP server, ffmpeg).
@@ -16,7 +24,7 @@ APT_PACKAGES ?= ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0
                 gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 \
                 python3-gi gir1.2-gstreamer-1.0
 
-.PHONY: test test-full test-lean setup setup-lean apt-deps test-models bench clean
+.PHONY: test test-full test-lean setup setup-lean setup-demo demo apt-deps test-models bench clean
 
 test: test-full test-lean
 
@@ -46,6 +54,18 @@ $(LEAN)/.installed: pyproject.toml
 	$(LEAN_PY) -m pip install -q 'opencv-python-headless<4.12' -e '.[onnx,tflite-legacy,dev]'
 	touch $@
 
+# The demo's environment: what a device needs to run the shipped models (no torch, no OpenVINO).
+$(DEMO)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(DEMO)
+	$(DEMO_PY) -m pip install -q --upgrade pip
+	$(DEMO_PY) -m pip install -q -e '.[onnx,tflite,plots]'
+	touch $@
+
+setup-demo: $(DEMO)/.installed
+
+demo: $(DEMO)/.installed
+	$(DEMO)/bin/edgesdk demo --source '$(SOURCE)' --frames $(FRAMES) --out $(DEMO_OUT)
+
 $(TEST_MODELS)/manifest.json: $(VENV)/.installed tests/fixtures/build_models.py
 	$(PY) -m tests.fixtures.build_models --out $(TEST_MODELS)
 
@@ -63,6 +83,8 @@ test-lean: $(LEAN)/.installed $(TEST_MODELS)/manifest.json
 bench: $(VENV)/.installed
 	$(PY) benchmarks/nms.py
 	$(PY) benchmarks/prepost.py
+	$(PY) benchmarks/capture.py
+	$(PY) benchmarks/pipeline.py
 
 clean:
 	rm -rf build .pytest_cache

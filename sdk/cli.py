@@ -5,8 +5,11 @@ Subcommands available in this release:
 * ``edgesdk devices`` — list device configs and say which one matches this host.
 * ``edgesdk info MODEL`` — load a model and print its contract, backend and input/output tensors.
 * ``edgesdk predict MODEL IMAGE...`` — run a model on image files and print JSON results.
+* ``edgesdk run MODEL --source URI`` — run a model live on a camera, stream, file or the synthetic scene
+  (``--save out.mp4``, ``--json`` lines, ``--show`` a window, ``--frames N``); prints live stats at the end.
 * ``edgesdk profile MODEL... --device CFG --source URI --out DIR`` — per-stage latency report
   (``--compare A.json B.json`` puts reports side by side).
+* ``edgesdk demo [--source URI]`` — the shipped INT8 YOLO-nano: annotated video + latency report.
 
 Host-side commands (``convert``, ``train``, ``eval``) live in ``converters`` and need
 ``pip install "edgesdk[convert]"``; the CLI says so when they are missing.
@@ -97,6 +100,66 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import sdk
+    from sdk import annotate
+    from sdk.sources import parse_policy
+
+    if args.frames is not None and args.frames < 1:
+        print(f"edgesdk run: --frames: expected an int >= 1, got {args.frames}", file=sys.stderr)
+        return 2
+    if args.policy is not None:
+        try:
+            parse_policy(args.policy)
+        except ValueError as exc:
+            print(f"edgesdk run: --policy: {exc}", file=sys.stderr)
+            return 2
+    model = _load(args)
+    options = {}
+    if args.realtime:
+        options["realtime"] = True
+    try:
+        pipeline = sdk.Pipeline(args.source, model, policy=args.policy, max_frames=args.frames, source_options=options)
+    except BaseException:
+        model.close()
+        raise
+    jsonl = annotate.JsonLinesWriter(sys.stdout) if args.json else None
+    video = None
+    show = args.show and annotate.has_display()
+    if args.show and not show:
+        print("edgesdk run: --show ignored, no display (DISPLAY is not set)", file=sys.stderr)
+    try:
+        with pipeline:
+            if args.save:
+                video = annotate.VideoWriter(args.save, fps=pipeline.source.fps or 30.0)
+            for frame, result in pipeline:
+                if jsonl is not None:
+                    jsonl.write(frame, result)
+                if video is not None or show:
+                    canvas = annotate.draw(frame.image, result, fps=pipeline.stats()["fps"],
+                                           age_ms=frame.meta.get("age_ms"))
+                    if video is not None:
+                        video.write(canvas)
+                    if show and annotate.show(canvas) in (ord("q"), 27):
+                        break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if video is not None:
+            video.close()
+        if show:
+            annotate.close_windows()
+        model.close()
+    stats = pipeline.stats()
+    summary = {"frames": stats["frames"], "fps": stats["fps"], "backend": stats["backend"],
+               "age_ms": stats["age_ms"], "latency_ms": {k: v for k, v in stats["latency_ms"].items() if v["p50"] is not None},
+               "dropped": stats["dropped"], "reconnects": stats["reconnects"]}
+    if args.save:
+        summary["saved"] = args.save
+    print(json.dumps({"summary": summary}), file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgesdk", description="EdgeSDK: run vision models on edge devices.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -122,6 +185,22 @@ def build_parser() -> argparse.ArgumentParser:
     from sdk.profile_cli import add_parser as add_profile_parser
 
     add_profile_parser(sub)
+    from sdk.demo import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
+    p = sub.add_parser("run", help="run a model live on a source (camera, RTSP, file, synthetic://shapes)")
+    p.add_argument("model", help="model file (.onnx, .tflite, OpenVINO .xml)")
+    p.add_argument("--source", required=True, help="0, /dev/video0, csi://0, rtsp://..., gst:..., file, folder, "
+                                                   "synthetic://shapes")
+    p.add_argument("--device", help="device config name or YAML path")
+    p.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
+    p.add_argument("--save", metavar="OUT.mp4", help="save the annotated video")
+    p.add_argument("--json", action="store_true", help="print one JSON object per frame on stdout")
+    p.add_argument("--show", action="store_true", help="show a window (when a display exists)")
+    p.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--policy", help="latest (live default), queue(N) or every (file default)")
+    p.add_argument("--realtime", action="store_true", help="pace files and synthetic:// at their frame rate")
+    p.set_defaults(func=_cmd_run)
     for name in _HOST_COMMANDS:
         p = sub.add_parser(name, help=f"{name} models on the host (needs edgesdk[convert])", add_help=False)
         p.set_defaults(func=None, host_command=name)

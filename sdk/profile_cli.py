@@ -34,6 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="profile", help="output folder (default ./profile)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-eval", action="store_true", help="skip live accuracy on sources with ground truth")
+    p.add_argument("--save-video", action="store_true", help="write an annotated MP4 per model into --out")
     p.add_argument("--compare", nargs="+", metavar="REPORT", help="compare report.json files side by side")
     p.set_defaults(func=run_profile)
     return p
@@ -55,8 +56,12 @@ def _device_entry(device: Optional[str]) -> Optional[Dict[str, Any]]:
 
 def profile_models(models: List[str], *, source: str = "synthetic", device: Optional[str] = None,
                    backend: Optional[str] = None, frames: int = 300, warmup: int = 20, out: str = "profile",
-                   plots: bool = True, evaluate: bool = True, progress: bool = True) -> Dict[str, Any]:
+                   plots: bool = True, evaluate: bool = True, progress: bool = True,
+                   save_video: bool = False) -> Dict[str, Any]:
     """Profile each model on a fresh source and write the report; returns the report dict.
+
+    With ``save_video``, each model's annotated frames (boxes, labels, scores, FPS) go to
+    ``out/<model file name>.mp4``; drawing and encoding happen outside the timed stages.
 
     Raises:
         SDKError: a model or the source cannot be opened (the message says why).
@@ -101,8 +106,19 @@ def profile_models(models: List[str], *, source: str = "synthetic", device: Opti
                 acc.add(result.xyxy, result.confidence, result.class_id, gt_boxes, getattr(frame, "class_ids"))
 
             prof = Profiler(warmup=warmup)
-            with sdk.open_source(uri) as src:
-                profile(model, src, count=frames, profiler=prof, on_result=on_result, progress=progress)
+            video = _VideoOut(Path(out) / f"{Path(path).name}.mp4", prof) if save_video else None
+
+            def on_frame(frame: Any, result: Any) -> None:
+                on_result(frame, result)
+                if video is not None:
+                    video.write(frame, result)
+
+            try:
+                with sdk.open_source(uri) as src:
+                    profile(model, src, count=frames, profiler=prof, on_result=on_frame, progress=progress)
+            finally:
+                if video is not None:
+                    video.close()
             summ = prof.summary()
             entry: Dict[str, Any] = {"model": str(path), "backend": model.describe().get("backend"),
                                      "precision": model.contract.precision, "task": model.task}
@@ -119,14 +135,43 @@ def profile_models(models: List[str], *, source: str = "synthetic", device: Opti
             entry["budget_ms"] = budget
             p90 = (summ["stages"].get("total") or {}).get("p90_ms")
             entry["within_budget"] = None if budget is None or p90 is None else bool(p90 <= budget)
+            if video is not None and video.frames:
+                entry["video"] = str(video.path)
             entries.append(entry)
             series.append(prof.series())
     return write_report(out, entries, host=fingerprint(), device=dev, source=uri, series=series, plots=plots)
 
 
+class _VideoOut:
+    """Annotated MP4 of a profiled run (boxes, labels, scores, FPS, frame age)."""
+
+    def __init__(self, path: Path, profiler: Any, fps: float = 30.0) -> None:
+        from sdk.annotate import VideoWriter
+
+        self.path = path
+        self._prof = profiler
+        self._writer = VideoWriter(path, fps=fps)
+
+    @property
+    def frames(self) -> int:
+        return self._writer.frames
+
+    def write(self, frame: Any, result: Any) -> None:
+        from sdk.annotate import draw
+
+        image = getattr(frame, "image", frame)
+        stats = self._prof.stages["total"]
+        fps = 1e3 / stats.mean if stats.count and stats.mean > 0 else None
+        age = self._prof.frame_age.recent()
+        self._writer.write(draw(image, result, fps=fps, age_ms=float(age[-1]) if len(age) else None))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def run_profile(args: argparse.Namespace) -> int:
     """``edgesdk profile`` entry: returns the exit status."""
-    from sdk.report import compare_reports, stage_table
+    from sdk.report import compare_reports
 
     if args.compare:
         if args.models:
@@ -146,10 +191,18 @@ def run_profile(args: argparse.Namespace) -> int:
     try:
         report = profile_models(args.models, source=args.source, device=args.device, backend=args.backend,
                                 frames=args.frames, warmup=args.warmup, out=args.out, plots=not args.no_plots,
-                                evaluate=not args.no_eval)
+                                evaluate=not args.no_eval, save_video=args.save_video)
     except ValueError as exc:
         print(f"edgesdk profile: {exc}")
         return 2
+    print_report(report, args.out)
+    return 0
+
+
+def print_report(report: Dict[str, Any], out: "str | Path") -> None:
+    """Print each model's per-stage table, live accuracy and budget verdict, and where the report is."""
+    from sdk.report import stage_table
+
     dev = report.get("device") or {}
     for entry in report["models"]:
         print(f"\n{entry['model']}  [{(entry.get('backend') or {}).get('backend', '?')}, "
@@ -161,7 +214,8 @@ def run_profile(args: argparse.Namespace) -> int:
         if entry.get("within_budget") is not None:
             print(f"device budget {entry['budget_ms']:g} ms: p90 total "
                   f"{'within' if entry['within_budget'] else 'OVER'} budget")
+        if entry.get("video"):
+            print(f"annotated video: {entry['video']}")
     if dev.get("name") and not dev.get("matches_host"):
         print(f"\nnote: this host does not match device config {dev['name']!r}; these are this host's numbers")
-    print(f"\nreport: {Path(args.out) / 'report.md'} ({', '.join(report['files'])})")
-    return 0
+    print(f"\nreport: {Path(out) / 'report.md'} ({', '.join(report['files'])})")
