@@ -85,6 +85,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/prepost.py
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/formats.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,0 +1,118 @@
+"""Which layers an INT8 model keeps in float: the output "tail".
+
+Quantising the last layers of a network costs the most accuracy for the least speed: box regression and
+class logits feed a decode whose int8 rounding is visible in every box, and a classifier's or embedding's
+last projection sets the output's resolution. The tail is found the same way in every format: walk back
+from each graph output through the non-weighted operators (decode arithmetic, reshapes, concatenations,
+activations) up to and including the first weighted layer (convolution / matrix multiply) on each path.
+Those nodes are excluded from quantisation (ONNX ``nodes_to_exclude``, NNCF ``IgnoredScope``, an
+ai-edge-quantizer ``NO_QUANTIZE`` entry) and listed in the contract's ``float_layers``.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Callable, Dict, Iterable, List, Tuple
+
+__all__ = ["onnx_tail", "openvino_tail", "tflite_tail", "walk_tail"]
+
+logger = logging.getLogger(__name__)
+
+#: A tail longer than this many nodes means the walk found no weighted layer: keep nothing in float.
+MAX_TAIL = 200
+
+_ONNX_WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+_OV_WEIGHTED = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul"}
+_TFLITE_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
+
+
+def walk_tail(outputs: Iterable[Any], parents: Callable[[Any], List[Any]], is_weighted: Callable[[Any], bool],
+              key: Callable[[Any], str]) -> List[str]:
+    """Breadth-first walk from the output nodes, stopping after the first weighted node on each path.
+
+    Args:
+        outputs: nodes producing the graph outputs.
+        parents: node → nodes producing its inputs (constants excluded).
+        is_weighted: True for convolutions / matrix multiplies.
+        key: node → its name.
+
+    Returns:
+        Names of the tail nodes (empty when no weighted node was reached within :data:`MAX_TAIL` nodes).
+    """
+    seen: Dict[str, Any] = {}
+    queue = deque(outputs)
+    reached = False
+    while queue:
+        node = queue.popleft()
+        name = key(node)
+        if name in seen:
+            continue
+        seen[name] = node
+        if len(seen) > MAX_TAIL:
+            logger.info("no weighted layer within %d nodes of the outputs; nothing kept in float", MAX_TAIL)
+            return []
+        if is_weighted(node):
+            reached = True
+            continue
+        queue.extend(parents(node))
+    return list(seen) if reached else []
+
+
+def onnx_tail(model: Any) -> List[str]:
+    """Tail node names of an ``onnx.ModelProto``."""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    consts = {i.name for i in model.graph.initializer}
+
+    def parents(node: Any) -> List[Any]:
+        return [producer[i] for i in node.input if i in producer and i not in consts
+                and producer[i].op_type != "Constant"]
+
+    starts = [producer[o.name] for o in model.graph.output if o.name in producer]
+    return walk_tail(starts, parents, lambda n: n.op_type in _ONNX_WEIGHTED, lambda n: n.name)
+
+
+def openvino_tail(model: Any) -> List[str]:
+    """Tail node friendly names of an ``openvino.Model`` (for ``nncf.IgnoredScope(names=...)``)."""
+    def parents(node: Any) -> List[Any]:
+        out = []
+        for i in range(node.get_input_size()):
+            p = node.input_value(i).get_node()
+            if p.get_type_name() not in ("Constant", "Parameter"):
+                out.append(p)
+        return out
+
+    starts = [r.input_value(0).get_node() for r in model.get_results()]
+    return walk_tail(starts, parents, lambda n: n.get_type_name() in _OV_WEIGHTED, lambda n: n.get_friendly_name())
+
+
+def tflite_tail(data: bytes) -> List[Tuple[str, str]]:
+    """Tail ops of a float ``.tflite`` model.
+
+    Returns:
+        ``[(op name, first output tensor name), ...]``; the tensor names are what ai-edge-quantizer
+        matches its recipe regexes against.
+    """
+    from converters.tflite_metadata import load_schema_module
+
+    schema = load_schema_module()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    sg = model.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def op_name(op: Any) -> str:
+        code = model.operatorCodes[op.opcodeIndex]
+        return names.get(max(int(code.builtinCode), int(code.deprecatedBuiltinCode)), str(code.builtinCode))
+
+    producer = {int(t): i for i, op in enumerate(sg.operators) for t in (op.outputs if op.outputs is not None else [])}
+
+    def tensor_name(i: int) -> str:
+        n = sg.tensors[i].name
+        return n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
+
+    def parents(i: int) -> List[int]:
+        return [producer[int(t)] for t in (sg.operators[i].inputs if sg.operators[i].inputs is not None else [])
+                if int(t) in producer]
+
+    starts = [producer[int(t)] for t in sg.outputs if int(t) in producer]
+    tail = walk_tail(starts, parents, lambda i: op_name(sg.operators[i]) in _TFLITE_WEIGHTED, str)
+    return [(op_name(sg.operators[int(i)]), tensor_name(int(sg.operators[int(i)].outputs[0]))) for i in tail]
