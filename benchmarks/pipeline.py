@@ -37,17 +37,15 @@ def _export_zoo_yolo(out: Path) -> Path:
     import onnx
     import torch
 
-    from converters.zoo import build_model, load_weights
+    from converters.zoo import build_model, load_model
 
-    model = build_model("yolo_nano", input_size=320, seed=0)
     weights = ROOT / "converters" / "zoo" / "weights" / "yolo_nano_shapes.pt"
     if weights.is_file():
-        try:
-            model = build_model("yolo_nano", **torch.load(weights, weights_only=True, map_location="cpu")
-                                .get("meta", {}).get("config", {"input_size": 320}))
-            load_weights(model, weights)
-        except Exception as exc:  # a benchmark: fall back to random weights, but say so
-            print(f"note: could not load {weights.name} ({exc}); random weights")
+        model = load_model(weights)
+        print(f"model: {weights.name} (shipped weights)")
+    else:
+        model = build_model("yolo_nano", input_size=320, width_mult=0.25, depth_mult=0.34, seed=0)
+        print("model: yolo_nano 320 (width 0.25, depth 0.34), random weights (no shipped weights yet)")
     model.eval()
     path = out / "yolo_nano_320.onnx"
     with warnings.catch_warnings():

@@ -38,12 +38,12 @@ logger = logging.getLogger(__name__)
 # Tuning (measured on a 2-core x86 VM; any positive values give the same results):
 # candidates are processed in blocks of the _BLOCK best remaining ones (<= 64 keeps each in-block
 # bitset row in one machine word);
-_BLOCK = 48
+_BLOCK = 64
 # when at most _FINAL candidates remain, they form one last block (one square evaluation);
-_FINAL = 96
+_FINAL = 128
 # while block x remaining <= _SINGLE_PASS_PAIRS, the block's rows are tested against all remaining
 # candidates in one pass (no separate kept-rows pass);
-_SINGLE_PASS_PAIRS = 12288
+_SINGLE_PASS_PAIRS = 16384
 # the kept-rows pass is split so that no matrix exceeds _CHUNK_PAIRS pairs (the per-thread scratch
 # holds about 30 bytes per pair: 1 MB for float32; it grows if a larger matrix is ever needed);
 _CHUNK_PAIRS = 32768

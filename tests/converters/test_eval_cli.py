@@ -11,20 +11,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 from converters.data import make_split  # noqa: E402
 from converters.evaluation import evaluate_classification, evaluate_detection  # noqa: E402
 from converters.evaluation.cli import main as eval_main  # noqa: E402
 from converters.train.predict import eval_predictor  # noqa: E402
 from converters.zoo import build_model, save_checkpoint  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and leave the other core to the rest of the suite)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

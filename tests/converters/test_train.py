@@ -11,6 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 from converters.data import DatasetError, make_split, write_yolo_dataset  # noqa: E402
 from converters.train import TrainConfig, TrainError, train  # noqa: E402
 from converters.train.cli import main as train_main  # noqa: E402
@@ -19,15 +22,6 @@ from converters.zoo import build_model, load_checkpoint, load_weights, save_chec
 
 TINY_CLS = dict(family="mobilenet", input_size=32, batch=8, steps_per_epoch=2, val_images=8, warmup_steps=0,
                 model={"variant": "v3_small", "width_mult": 0.25}, progress=False)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (and leave the other core to the rest of the suite)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _image_folder(root: Path, classes: int = 3, per_class: int = 6, size: int = 32) -> Path:
