@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
 import sdk
 from sdk import annotate
+
+#: The INT8 YOLO-nano shipped for the demo (built by `python -m converters.demo_models`).
+SHIPPED = Path(__file__).resolve().parent / "models" / "yolo_nano_int8.tflite"
 
 
 def recall_at_iou(detections: "sdk.Detections", truth: "sdk.Detections", iou: float = 0.5) -> tuple:
@@ -37,7 +41,7 @@ def recall_at_iou(detections: "sdk.Detections", truth: "sdk.Detections", iou: fl
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="detector (.onnx, .tflite, OpenVINO .xml)")
+    parser.add_argument("--model", default=str(SHIPPED), help="detector (.onnx, .tflite, OpenVINO .xml) (default: the shipped INT8 YOLO-nano)")
     parser.add_argument("--source", default="synthetic://shapes", help="camera index, /dev/videoN, csi://N, rtsp://..., file")
     parser.add_argument("--frames", type=int, default=None, help="stop after N frames (default: until the source ends)")
     parser.add_argument("--device", help="device config (rpi5, jetson-orin-nano, x86-cpu, or a YAML path)")

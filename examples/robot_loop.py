@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import sdk
+
+#: The INT8 YOLO-nano shipped for the demo (built by `python -m converters.demo_models`).
+SHIPPED = Path(__file__).resolve().parent / "models" / "yolo_nano_int8.tflite"
 
 
 def control(result, width: int) -> float:
@@ -29,7 +33,7 @@ def control(result, width: int) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="model file (.onnx, .tflite, OpenVINO .xml)")
+    parser.add_argument("--model", default=str(SHIPPED), help="model file (.onnx, .tflite, OpenVINO .xml) (default: the shipped INT8 YOLO-nano)")
     parser.add_argument("--source", default="synthetic://shapes?realtime=1&size=640x480",
                         help="camera/stream URI (default: the synthetic scene paced at 30 fps, like a camera)")
     parser.add_argument("--frames", type=int, default=250, help="control ticks to run (default 250 = 5 s at 50 Hz)")

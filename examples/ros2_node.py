@@ -13,12 +13,17 @@ import argparse
 import importlib.util
 import sys
 import time
+from pathlib import Path
 
 INSTALL_HELP = """rclpy is not importable: this example needs ROS 2 and vision_msgs.
   Ubuntu 22.04 (Humble):  sudo apt install ros-humble-ros-base ros-humble-vision-msgs
   Ubuntu 24.04 (Jazzy):   sudo apt install ros-jazzy-ros-base ros-jazzy-vision-msgs
   then:                   source /opt/ros/<distro>/setup.bash   (and run this script with that Python)
   See https://docs.ros.org/en/humble/Installation.html"""
+
+
+#: The INT8 YOLO-nano shipped for the demo (built by `python -m converters.demo_models`).
+SHIPPED = Path(__file__).resolve().parent / "models" / "yolo_nano_int8.tflite"
 
 
 def has_ros() -> bool:
@@ -60,7 +65,7 @@ def to_detection_array(detections, frame, header, msgs) -> object:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="detector (.onnx, .tflite, OpenVINO .xml)")
+    parser.add_argument("--model", default=str(SHIPPED), help="detector (.onnx, .tflite, OpenVINO .xml) (default: the shipped INT8 YOLO-nano)")
     parser.add_argument("--source", default="synthetic://shapes", help="camera/stream URI")
     parser.add_argument("--frames", type=int, default=None, help="stop after N frames")
     parser.add_argument("--topic", default="detections")
