@@ -223,7 +223,7 @@ def profile(model: Any, frames: Iterable[Any], *, count: int = 300, profiler: Op
         try:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, desc="profiling", unit="frame", leave=False)
+            bar = tqdm(total=total, desc="profiling", unit="frame", leave=False, disable=None)  # off when not a TTY
         except ImportError:
             bar = None
     it = iter(frames)
