@@ -52,10 +52,10 @@ def thermal_c() -> Dict[str, float]:
         raw = _read(os.path.join(zone, "temp"))
         kind = _read(os.path.join(zone, "type")) or os.path.basename(zone)
         try:
-            out[kind] = round(int(raw) / 1000.0, 1) if raw is not None else None  # type: ignore[assignment]
+            out[kind] = round(int(raw or "") / 1000.0, 1)
         except ValueError:
             continue
-    return {k: v for k, v in out.items() if v is not None}
+    return out
 
 
 def cpu_clocks() -> Dict[str, Optional[object]]:

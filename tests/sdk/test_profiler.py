@@ -120,3 +120,19 @@ def test_profile_cli_end_to_end(test_models_dir, tmp_path, capsys):
     assert main(["profile", "--compare", str(out / "report.json"), "--out", str(tmp_path / "c")]) == 0
     assert main(["profile"]) == 2
     assert main(["profile", str(test_models_dir / "detector.onnx"), "--frames", "0", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_profile_cli_bad_model_and_source(test_models_dir, tmp_path, capsys):
+    from sdk.cli import main
+
+    assert main(["profile", str(tmp_path / "missing.onnx"), "--frames", "2", "--out", str(tmp_path / "a")]) == 2
+    assert "missing.onnx does not exist" in capsys.readouterr().out
+    (tmp_path / "cut.onnx").write_bytes((test_models_dir / "detector.onnx").read_bytes()[:200])   # truncated file
+    assert main(["profile", str(tmp_path / "cut.onnx"), "--frames", "2", "--out", str(tmp_path / "b")]) in (1, 2)
+    capsys.readouterr()
+    assert main(["profile", str(test_models_dir / "detector.onnx"), "--source", "rtsp-typo://x", "--frames", "2",
+                 "--out", str(tmp_path / "c")]) == 1
+    assert "unknown scheme 'rtsp-typo://'" in capsys.readouterr().err
+    assert main(["demo", "--model", str(test_models_dir / "detector.onnx"), "--source", "/dev/video97",
+                 "--frames", "2", "--out", str(tmp_path / "d")]) == 1
+    assert "/dev/video97" in capsys.readouterr().err
