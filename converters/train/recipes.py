@@ -7,6 +7,8 @@
     python -m converters.train.recipes yolo_nano_shapes --time-limit-min 120   # one session; run again to go on
     python -m converters.train.recipes yolo_nano_shapes --publish-only    # re-evaluate best.pt, rewrite its card
     python -m converters.train.recipes all --threads 1                     # everything, in dependency order
+    python -m converters.train.recipes yolo_nano_shapes --init converters/zoo/weights/yolo_nano_shapes.pt \
+        --epochs 12 --lr 1e-3 --runs build/continue                       # a new stage from shipped weights
 
 Runs live in ``build/train_runs/<name>/`` (``last.pt`` makes every run resumable across sessions);
 publishing writes ``converters/zoo/weights/<name>.pt`` (fp16), ``<name>.md`` and the ``cards.json`` entry.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-__all__ = ["Recipe", "RECIPES", "ORDER", "run_recipe", "main", "RUNS_DIR"]
+__all__ = ["Recipe", "Continuation", "RECIPES", "ORDER", "run_recipe", "main", "RUNS_DIR"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +147,63 @@ ORDER = ("mobilenet_v3_small_shapes", "yolo_backbone_shapes", "yolo_nano_shapes"
          "mobilenet_v3_large_shapes_trunk", "ssdlite_shapes")
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A new training stage that starts from earlier weights instead of the recipe's own start.
+
+    Used when a run's ``last.pt`` is gone (a new machine) but its shipped weights are not: training goes
+    on from ``init`` with everything trainable (the transfer-learning freeze is over), a fresh optimiser and
+    a schedule of ``epochs`` over this stage. The card records the stage, the start weights' sha256 and
+    the wall time of both.
+
+    Attributes:
+        init: start weights (a shipped ``<name>.pt`` or any checkpoint of the same architecture).
+        epochs: epochs of this stage (None: the recipe's).
+        lr: peak learning rate of this stage (None: the recipe's).
+        input_size: train at another input size (e.g. a classifier fine-tuned at a higher resolution).
+    """
+
+    init: Path
+    epochs: Optional[int] = None
+    lr: Optional[float] = None
+    input_size: Optional[int] = None
+
+    def describe(self) -> Dict[str, Any]:
+        """JSON facts for the card: the start weights (name, sha256, earlier epochs and wall time), overrides."""
+        import hashlib
+
+        from converters.zoo import load_checkpoint
+
+        meta = load_checkpoint(self.init)
+        digest = hashlib.sha256(Path(self.init).read_bytes()).hexdigest()
+        prior = _prior_card(Path(self.init), digest)
+        return {"weights": Path(self.init).name, "sha256": digest, "epochs_before": int(meta.get("epoch", 0)),
+                "train_seconds_before": float(prior.get("train_seconds") or 0.0),
+                "metrics_before": prior.get("metrics"), "epochs": self.epochs, "lr": self.lr,
+                "input_size": self.input_size}
+
+
+def _prior_card(path: Path, digest: str) -> Dict[str, Any]:
+    """The shipped card whose weights are ``path`` (same sha256), else {}."""
+    from .reference import read_cards
+
+    cards = read_cards(path.parent / "cards.json").get("models", {})
+    return next((c for c in cards.values() if c.get("sha256") == digest), {})
+
+
 def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s: Optional[float],
-            progress: bool) -> Any:
+            progress: bool, stage: Optional[Continuation] = None) -> Any:
     from .config import TrainConfig
 
     cfg = dict(recipe.config)
+    if stage is not None:
+        if not Path(stage.init).is_file():
+            raise FileNotFoundError(f"{recipe.name}: --init expected a checkpoint file, got {stage.init}")
+        cfg.update(weights=str(stage.init), freeze_backbone=False, unfreeze_at=None, bn_calibration=0,
+                   warmup_steps=min(int(cfg.get("warmup_steps", 100)), 100))
+        for key in ("epochs", "lr", "input_size"):
+            if getattr(stage, key) is not None:
+                cfg[key] = getattr(stage, key)
     weights = cfg.get("weights")
     if isinstance(weights, str) and weights.startswith("recipe:"):
         dep = weights.split(":", 1)[1]
@@ -172,8 +226,13 @@ def _history(out: Path) -> List[Dict[str, Any]]:
 
 
 def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, time_limit_s: Optional[float] = None,
-               publish: bool = True, train: bool = True, progress: bool = True) -> Dict[str, Any]:
+               publish: bool = True, train: bool = True, progress: bool = True,
+               stage: Optional[Continuation] = None, weights_dir: Optional[Path] = None) -> Dict[str, Any]:
     """Train (resuming when ``last.pt`` exists) and publish one recipe.
+
+    ``stage`` continues from earlier weights (:class:`Continuation`) in a run of its own; the card then
+    counts the earlier wall time too and names the start weights. ``weights_dir``: where to publish
+    (default ``converters/zoo/weights``).
 
     Returns:
         ``{"name", "finished", "best_value", "card"}`` (``card`` is None for unshipped stages).
@@ -190,8 +249,9 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     recipe = RECIPES[name]
-    cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress)
+    cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress, stage=stage)
     out = Path(cfg.out)
+    facts = _stage_facts(out, stage)
     result: Dict[str, Any] = {"name": name, "finished": None, "best_value": None, "card": None}
     if train:
         res = train_run(cfg, resume=(out / "last.pt").is_file())
@@ -201,14 +261,50 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
         if not best.is_file():
             raise FileNotFoundError(f"{name}: no {best} to publish yet")
         last = load_checkpoint(out / "last.pt")
-        finished = int(last.get("epoch", 0)) >= cfg.epochs
+        planned = int((facts or {}).get("epochs") or cfg.epochs)
+        finished = int(last.get("epoch", 0)) >= planned
+        seconds = float(last.get("train_seconds", 0.0))
+        recipe_json, notes = _recipe_json(recipe), recipe.notes
+        if facts is not None:
+            seconds += facts["train_seconds_before"]
+            recipe_json["continued"] = facts
+            best_epoch = int(load_checkpoint(best).get("epoch", 0))
+            notes = (notes + "\n\n" if notes else "") + _stage_note(name, facts, best_epoch)
         info = {"family": cfg.family, "task": cfg.task, "description": recipe.description, "eval": recipe.eval,
-                "targets": recipe.targets, "seed": cfg.seed, "epochs": cfg.epochs, "recipe": _recipe_json(recipe),
-                "train_seconds": float(last.get("train_seconds", 0.0)), "history": _history(out),
-                "data": _data_text(cfg), "notes": recipe.notes}
-        result["card"] = publish_card(name, best, info, final=finished)
+                "targets": recipe.targets, "seed": cfg.seed, "epochs": planned, "recipe": recipe_json,
+                "train_seconds": seconds, "history": _history(out), "data": _data_text(cfg), "notes": notes}
+        where = {} if weights_dir is None else {"weights_dir": Path(weights_dir)}
+        result["card"] = publish_card(name, best, info, final=finished, progress=progress, **where)
         result["finished"] = finished
     return result
+
+
+def _stage_facts(out: Path, stage: Optional[Continuation]) -> Optional[Dict[str, Any]]:
+    """The continuation facts of the run in ``out``: described now (first call), kept in ``stage.json``.
+
+    Kept in the run folder because publishing overwrites the shipped start weights the facts describe.
+    """
+    path = out / "stage.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    if stage is None:
+        return None
+    facts = stage.describe()
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    return facts
+
+
+def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
+    before = facts.get("metrics_before") or {}
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in before.items() if isinstance(v, float))
+    flags = "".join(f" --{k.replace('_', '-')} {facts[k]}" for k in ("epochs", "lr", "input_size") if facts.get(k))
+    return (f"Trained in two stages. First {facts['epochs_before']} epochs (weights `{facts['weights']}`, sha256 "
+            f"`{facts['sha256'][:16]}…`, {facts['train_seconds_before'] / 3600:.2f} h"
+            + (f"; held-out {shown}" if shown else "") + "), then a stage continued from them with everything "
+            f"trainable, a fresh AdamW and a cosine schedule over the stage (best checkpoint: epoch {epochs}); "
+            f"the wall time above counts both. The second stage: `python -m converters.train.recipes {name} "
+            f"--init {facts['weights']}{flags}`.")
 
 
 def _recipe_json(recipe: Recipe) -> Dict[str, Any]:
@@ -240,7 +336,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="stop each recipe after the epoch that passes this many minutes (resume later)")
     parser.add_argument("--publish-only", action="store_true", help="only evaluate best.pt and write the card")
     parser.add_argument("--no-publish", action="store_true", help="train only")
+    parser.add_argument("--init", default=None,
+                        help="continue from these weights in a new stage (e.g. the shipped .pt); use its own --runs")
+    parser.add_argument("--epochs", type=int, default=None, help="with --init: epochs of the new stage")
+    parser.add_argument("--lr", type=float, default=None, help="with --init: peak learning rate of the stage")
+    parser.add_argument("--input-size", type=int, default=None, help="with --init: train at this input size")
     args = parser.parse_args(argv)
+    if args.init is None and (args.epochs or args.lr or args.input_size):
+        parser.error("--epochs, --lr and --input-size change a continuation stage: pass --init WEIGHTS too")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.name == "list":
         for n in ORDER:
@@ -251,13 +354,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if any(n not in RECIPES for n in names):
         print(f"unknown recipe {args.name!r}; known: {', '.join(ORDER)}", file=sys.stderr)
         return 2
+    if args.init is not None and len(names) != 1:
+        parser.error("--init continues one recipe, not 'all'")
+    stage = (Continuation(Path(args.init), epochs=args.epochs, lr=args.lr, input_size=args.input_size)
+             if args.init else None)
     limit = args.time_limit_min * 60 if args.time_limit_min else None
     status = 0
     for n in names:
         t0 = time.time()
         try:
             res = run_recipe(n, runs=Path(args.runs), threads=args.threads, time_limit_s=limit,
-                             publish=not args.no_publish, train=not args.publish_only)
+                             publish=not args.no_publish, train=not args.publish_only, stage=stage)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             print(f"{n}: {exc}", file=sys.stderr)
             status = 1

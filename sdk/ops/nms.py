@@ -229,23 +229,46 @@ def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws
     return g
 
 
-def _block_greedy(g: np.ndarray, b: int) -> list:
-    """Exact greedy resolution inside one block, with Python integers as bitsets.
+_UPPER: dict = {}
 
-    The next kept box is always the lowest-ranked box still alive (every box before it is decided);
-    keeping it clears the bits of the boxes it suppresses. The loop runs once per kept box.
+
+def _strict_upper(b: int) -> np.ndarray:
+    """(b, b) bool mask of the pairs ``i < j`` (cached per size)."""
+    m = _UPPER.get(b)
+    if m is None:
+        m = _UPPER[b] = np.triu(np.ones((b, b), bool), 1)
+    return m
+
+
+def _block_greedy(g: np.ndarray, b: int) -> np.ndarray:
+    """Exact greedy resolution inside one block.
+
+    Two steps. Vectorised: a box that no earlier box of the block overlaps (a *leader*) is kept
+    whatever the others do, and every box a leader overlaps is suppressed. Then the boxes still
+    undecided are resolved in rank order with Python integers as bitsets: the next kept box is the
+    lowest-ranked undecided box still alive (every box before it is decided), and keeping it clears
+    the bits of the boxes it suppresses. The loop runs once per kept non-leader, so sparse blocks
+    (few overlaps, many kept boxes) cost a few numpy calls.
 
     Args:
         g: (b, >=b) suppression matrix whose first b columns are the block's own boxes, in rank
-            order.
+            order (symmetric on those columns: IoU is).
         b: block size.
 
     Returns:
-        Kept row indices, increasing.
+        int64 array of the kept row indices, increasing.
     """
-    packed = np.packbits(g[:, :b], axis=1, bitorder="little")
-    kept = []
-    alive = (1 << b) - 1
+    earlier = np.logical_and(g[:, :b], _strict_upper(b))  # earlier[i, j]: i < j and i suppresses j
+    led = earlier.any(axis=0)
+    if not led.any():
+        return np.arange(b)
+    keep = ~led
+    hit = earlier[keep].any(axis=0)
+    undecided = np.logical_and(led, ~hit, out=led)
+    if not undecided.any():
+        return np.flatnonzero(keep)
+    alive = int.from_bytes(np.packbits(undecided, bitorder="little").tobytes(), "little")
+    packed = np.packbits(earlier, axis=1, bitorder="little")
     if b <= 64:
         # All rows in one integer; row i is bits [stride * i, stride * (i + 1)).
         stride = 8 * packed.shape[1]
@@ -253,24 +276,39 @@ def _block_greedy(g: np.ndarray, b: int) -> list:
         while alive:
             low = alive & -alive
             i = low.bit_length() - 1
-            kept.append(i)
-            alive &= ~(((bits >> (stride * i)) & alive) | low)
-        return kept
+            keep[i] = True
+            alive &= ~((bits >> (stride * i)) | low)
+        return np.flatnonzero(keep)
     width = packed.shape[1]
     if width & 7:
         padded = np.zeros((b, (width + 7) & ~7), np.uint8)
         padded[:, :width] = packed
         packed = padded
-    rows = packed.view("<u8").tolist()
+    rows = packed.view("<u8")
     while alive:
         low = alive & -alive
         i = low.bit_length() - 1
-        kept.append(i)
+        keep[i] = True
         row = low
-        for shift, word in enumerate(rows[i]):
+        for shift, word in enumerate(rows[i].tolist()):
             row |= word << (64 * shift)
         alive &= ~row
-    return kept
+    return np.flatnonzero(keep)
+
+
+def _prepare(boxes: np.ndarray, order: np.ndarray, thr: float) -> tuple:
+    """The (5, N) working array ``[x1, y1, -x2, -y2, area]`` of ``boxes`` in ``order``, and ``n_clip``
+    for :func:`_suppression_matrix`."""
+    n = order.shape[0]
+    state = np.empty((5, n), boxes.dtype)
+    np.take(boxes.T, order, axis=1, out=state[:4])
+    np.negative(state[2:4], out=state[2:4])
+    wh = state[2:4] + state[:2]  # -(x2 - x1), -(y2 - y1)
+    np.multiply(wh[0], wh[1], out=state[4])  # torchvision's (x2 - x1) * (y2 - y1)
+    # Clamping one side only is exact for valid boxes and thr >= 0; checking costs a reduction,
+    # worth it only for large inputs.
+    n_clip = 1 if n >= _CLIP_CHECK_MIN and thr >= 0 and wh.max() <= 0 else 2
+    return state, n_clip
 
 
 def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Optional[int],
@@ -296,14 +334,7 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
         return np.zeros(1, np.int64)
     t = _threshold_in(dtype, thr)
     ws = _WORKSPACE.get(dtype)
-    state = np.empty((5, n), dtype)
-    np.take(boxes.T, order, axis=1, out=state[:4])
-    np.negative(state[2:4], out=state[2:4])
-    wh = state[2:4] + state[:2]  # -(x2 - x1), -(y2 - y1)
-    np.multiply(wh[0], wh[1], out=state[4])  # torchvision's (x2 - x1) * (y2 - y1)
-    # Clamping one side only is exact for valid boxes and thr >= 0; checking costs a reduction,
-    # worth it only for large inputs.
-    n_clip = 1 if n >= _CLIP_CHECK_MIN and thr >= 0 and wh.max() <= 0 else 2
+    state, n_clip = _prepare(boxes, order, thr)
     index = order
     cls = None if classes is None else classes[order]
     kept_parts = []

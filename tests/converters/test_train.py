@@ -390,3 +390,47 @@ def test_scene_frames_are_split_disjoint_and_mixed_in_equal_shares():
     mix = _synthetic_detect("test", 9, {"size_hw": [[64, 64], [48, 96]], "scenes": True})
     assert isinstance(mix, MixedDataset) and len(mix) == 9
     assert [mix[i][0].shape[:2] for i in range(3)] == [(64, 64), (48, 96), (720, 1280)]
+
+
+def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages(tmp_path, monkeypatch, capsys):
+    from converters.train import recipes
+    from converters.train.reference import publish, read_cards
+
+    tiny = recipes.Recipe(
+        name="tiny_cls", description="tiny",
+        config=dict(family="mobilenet", epochs=4, batch=8, train_images=16, val_images=8, input_size=32,
+                    model={"variant": "v3_small", "width_mult": 0.25}, warmup_steps=300, freeze_backbone=True,
+                    unfreeze_at=2),
+        eval={"split": "test", "task": "classify", "length": 16, "options": {"size": 32}}, targets={"top1": 0.95})
+    monkeypatch.setitem(recipes.RECIPES, "tiny_cls", tiny)
+    wd = tmp_path / "weights"
+    net = build_model("mobilenet", seed=0, variant="v3_small", width_mult=0.25, input_size=32, num_classes=8)
+    first = save_checkpoint(tmp_path / "first.pt", net, epoch=3)
+    info = {"family": "mobilenet", "task": "classify", "eval": tiny.eval, "targets": tiny.targets, "seed": 0,
+            "epochs": 4, "recipe": {}, "train_seconds": 100.0, "data": "crops"}
+    shipped = publish("tiny_cls", first, info, final=False, weights_dir=wd)
+
+    stage = recipes.Continuation(wd / "tiny_cls.pt", epochs=1, lr=1e-3)
+    cfg = recipes._config(tiny, tmp_path / "runs", threads=1, time_limit_s=None, progress=False, stage=stage)
+    assert (cfg.weights, cfg.freeze_backbone, cfg.epochs, cfg.lr, cfg.warmup_steps) == \
+        (str(wd / "tiny_cls.pt"), False, 1, 1e-3, 100)
+    res = recipes.run_recipe("tiny_cls", runs=tmp_path / "runs", stage=stage, weights_dir=wd, progress=False)
+    card = read_cards(wd / "cards.json")["models"]["tiny_cls"]
+    facts = card["recipe"]["continued"]
+    assert res["finished"] and card["status"] == "final" and card["epochs"] == 1
+    assert facts["sha256"] == shipped["sha256"] and facts["epochs_before"] == 3
+    assert facts["metrics_before"] == shipped["metrics"] and facts["train_seconds_before"] == 100.0
+    assert card["train_seconds"] > 100.0 and card["sha256"] != shipped["sha256"]
+    assert "Trained in two stages. First 3 epochs" in (wd / "tiny_cls.md").read_text()
+    # re-publishing later (no --init) still knows the stage: the facts live in the run folder
+    again = recipes.run_recipe("tiny_cls", runs=tmp_path / "runs", train=False, weights_dir=wd, progress=False)
+    assert again["card"]["recipe"]["continued"] == facts and again["card"]["status"] == "final"
+    # a missing start file, and stage flags without --init / with 'all'
+    with pytest.raises(FileNotFoundError, match="--init expected a checkpoint file"):
+        recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False,
+                        stage=recipes.Continuation(tmp_path / "none.pt"))
+    for argv in (["tiny_cls", "--epochs", "3"], ["all", "--init", str(first)]):
+        with pytest.raises(SystemExit) as exc:
+            recipes.main(argv)
+        assert exc.value.code == 2
+    assert "pass --init WEIGHTS" in capsys.readouterr().err
