@@ -370,6 +370,29 @@ def test_openvino_options(test_models_dir: Path, manifest: Dict[str, Any], tmp_p
 
 
 @pytest.mark.runtime
+def test_openvino_computes_in_f32_on_cpu_unless_asked(test_models_dir: Path, manifest: Dict[str, Any]) -> None:
+    """OpenVINO's CPU default is bf16 on CPUs with AVX512-BF16/AMX: an FP32 artifact would silently lose
+    accuracy. The backend pins f32 on CPU; bf16 is an explicit opt-in."""
+    require_runtime("openvino")
+    import openvino as ov
+
+    art = _art(manifest, "classifier_openvino")
+    path = test_models_dir / art["file"]
+    images, refs = _references(test_models_dir, manifest, "classifier")
+    with create_backend("openvino", path) as backend:
+        assert backend.describe()["inference_precision_hint"] == "f32"
+        out = backend.infer({"images": _prepare(art, images[0])})["logits"]
+        assert np.max(np.abs(out - refs["logits"][0])) <= art["tolerance"]["atol"]
+    with pytest.raises(BackendError, match="inference_precision: expected one of"):
+        create_backend("openvino", path, inference_precision="int4")
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        with create_backend("openvino", path, inference_precision="bf16") as backend:
+            assert backend.describe()["inference_precision_hint"] == "bf16"
+    with create_backend("openvino", path, inference_precision="default") as backend:
+        assert "INFERENCE_PRECISION_HINT" not in backend.describe()["config"]
+
+
+@pytest.mark.runtime
 def test_openvino_reads_onnx_when_asked(test_models_dir: Path, manifest: Dict[str, Any]) -> None:
     require_runtime("openvino")
     art = _art(manifest, "classifier_onnx")
