@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="weights for FAMILY (state dict or checkpoint)")
     p.add_argument("--calib", default="synthetic", help="calibration images: a folder, or 'synthetic' (default)")
     p.add_argument("--val", default="synthetic", help="gate data: a folder / data.yaml, or 'synthetic' (default)")
+    p.add_argument("--tune", default="auto",
+                   help="labelled items for OpenVINO INT8 accuracy control when plain INT8 fails the gate: a folder, "
+                        "'synthetic', 'none', or 'auto' (default: synthetic when --val is synthetic, else none; "
+                        "never the --val items)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")
     p.add_argument("--input-size", type=int, help="network input size (square)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
@@ -88,7 +92,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         model = _build(args)
         calib = args.calib if args.calib == "synthetic" else Path(args.calib)
         val = args.val if args.val == "synthetic" else Path(args.val)
-        result = export(model, to=args.to, precision=args.precision, out=args.out, calib=calib, val=val,
+        tune = None if args.tune == "none" else args.tune if args.tune in ("auto", "synthetic") else Path(args.tune)
+        if isinstance(tune, Path) and isinstance(val, Path) and tune.resolve() == val.resolve():
+            raise ValueError(f"--tune: expected items other than the gate's --val {val}, got the same folder")
+        result = export(model, to=args.to, precision=args.precision, out=args.out, calib=calib, val=val, tune=tune,
                         max_drop=args.max_drop, force=args.force, calib_count=args.calib_count,
                         val_count=args.val_count, latency_runs=args.latency_runs)
     except (SDKError, ValueError, OSError) as exc:

@@ -6,6 +6,10 @@
 * INT8: ``nncf.quantize`` with an ``nncf.Dataset`` of tensors made by the SDK's pre-processing
   (preset ``PERFORMANCE``: symmetric activations, per-channel weights), the output tail kept in float
   through ``nncf.IgnoredScope(names=...)``.
+* INT8 with accuracy control (:func:`openvino_int8_accuracy_control`): ``nncf.quantize_with_accuracy_control``,
+  which quantises, measures the task metric on a *tuning* set (never the gate's held-out set) and
+  reverts the layers that cost the most back to float until the drop is within ``max_drop``. The export
+  pipeline uses it when plain INT8 fails the gate.
 
 The contract goes into ``rt_info`` under :data:`sdk.contract.METADATA_KEY` when the artifact is written
 (:func:`converters.export.contracts.write_contract`).
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
 import numpy as np
 
@@ -22,7 +26,7 @@ from ._offline import no_telemetry
 from ._quiet import quiet
 from .errors import ExportError
 
-__all__ = ["openvino_from_onnx", "openvino_int8"]
+__all__ = ["openvino_from_onnx", "openvino_int8", "openvino_int8_accuracy_control"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +102,70 @@ def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, k
         progress_bar.close()
     ov.save_model(q, str(xml_path), compress_to_fp16=False)
     return names
+
+
+def openvino_int8_accuracy_control(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray,
+                                   tune_inputs: np.ndarray, metric_fn: Callable[[Any, List[int]], float],
+                                   max_drop: float, keep_float: bool = True, max_iterations: int = 5,
+                                   progress: bool = True) -> Dict[str, Any]:
+    """INT8 IR with ``nncf.quantize_with_accuracy_control``.
+
+    Args:
+        onnx_path: FP32 ONNX model.
+        xml_path: output IR.
+        calibration: ``(N, 1, 3, H, W)`` float32 pre-processed calibration tensors.
+        tune_inputs: ``(M, 1, 3, H, W)`` float32 pre-processed tensors of the tuning items (NNCF ranks the
+            layers by how much quantising them changes these outputs).
+        metric_fn: ``metric_fn(compiled_model, item_indices) -> metric`` (higher is better) on the tuning
+            items with those indices; the model is an ``openvino.CompiledModel``.
+        max_drop: largest absolute metric drop to reach.
+        keep_float: keep the output tail in float from the start (as :func:`openvino_int8`).
+        max_iterations: most layer groups NNCF reverts to float.
+        progress: tqdm bar while calibrating.
+
+    Returns:
+        ``{"float_layers": [...], "evaluations": n}``: the tail kept in float up front, and how many times
+        the tuning metric was computed.
+
+    Raises:
+        ExportError: NNCF or saving fails.
+    """
+    no_telemetry()
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    from .float_layers import openvino_tail
+    from .progress import bar
+
+    model = _convert(onnx_path)
+    names = openvino_tail(model) if keep_float else []
+    progress_bar = bar(total=len(calibration), desc="calibrate openvino int8 (accuracy control)", enabled=progress)
+    calls = {"n": 0}
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        progress_bar.update(1)
+        return np.ascontiguousarray(x, np.float32)
+
+    def validate(compiled: Any, indices: Iterable[Any]) -> Tuple[float, None]:
+        calls["n"] += 1
+        return float(metric_fn(compiled, [int(i) for i in indices])), None
+
+    nncf.set_log_level(logging.ERROR)
+    try:
+        with quiet():
+            q = nncf.quantize_with_accuracy_control(
+                model, nncf.Dataset(list(calibration), transform),
+                nncf.Dataset(list(range(len(tune_inputs))), lambda i: np.ascontiguousarray(tune_inputs[i], np.float32)),
+                validate, max_drop=float(max_drop), drop_type=nncf.DropType.ABSOLUTE,
+                preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(calibration),
+                ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=int(max_iterations)))
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"openvino int8: nncf.quantize_with_accuracy_control of {onnx_path.name} failed: "
+                          f"{exc}") from exc
+    finally:
+        progress_bar.close()
+    ov.save_model(q, str(xml_path), compress_to_fp16=False)
+    return {"float_layers": names, "evaluations": calls["n"]}

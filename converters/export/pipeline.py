@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -158,7 +158,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
            out: Union[str, Path] = "exports", calib: Any = "synthetic", val: Any = "synthetic",
            max_drop: Optional[float] = None, force: bool = False, name: Optional[str] = None,
            calib_count: int = 100, val_count: int = 200, parity_frames: int = 4, latency_runs: int = 20,
-           keep_float: bool = True, progress: bool = True) -> ExportResult:
+           keep_float: bool = True, tune: Any = "auto", progress: bool = True) -> ExportResult:
     """Export, quantise, check and gate a PyTorch model (see the module docstring).
 
     Args:
@@ -180,6 +180,11 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
         parity_frames: frames for the FP32 parity check.
         latency_runs: timed ``sdk`` calls per artifact.
         keep_float: keep the output tail in float in INT8 models.
+        tune: labelled items for accuracy-aware quantisation, used when an OpenVINO INT8 model fails the
+            gate (``nncf.quantize_with_accuracy_control`` then reverts its costliest layers to float and
+            the result is gated again on the held-out set): ``"synthetic"``, a folder, a dataset, None
+            (off), or ``"auto"``: synthetic when ``val`` is synthetic, else off (a user's held-out folder
+            is never tuned on).
         progress: tqdm bars.
 
     Returns:
@@ -197,7 +202,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
     from .latency import measure_latency
     from .parity import check_parity
     from .reference import preprocess_batch, torch_model
-    from .sources import calibration_images, validation_dataset
+    from .sources import calibration_images, tuning_dataset, validation_dataset
 
     formats = [f for f in _ORDER if f in _choices(to, FORMATS, "to")]
     precisions = _choices(precision, PRECISIONS, "precision")
@@ -233,6 +238,10 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
     val_desc = ("none (not gated)" if dataset is None else f"synthetic val split ({len(dataset)} items)"
                 if isinstance(val, str) and val == "synthetic" else f"{val if isinstance(val, (str, Path)) else type(val).__name__} "
                 f"({len(dataset)} items)")
+    if isinstance(tune, str) and tune == "auto":
+        tune = "synthetic" if isinstance(val, str) and val == "synthetic" else None
+    tuning = {"source": tune, "task": task, "input_hw": hw, "count": val_count, "labels": labels,
+              "load": tuning_dataset} if tune is not None and dataset is not None else None
     frames_src = dataset if dataset is not None else validation_dataset("synthetic", task=task, input_hw=hw,
                                                                        count=parity_frames, labels=labels)
     frames = [np.asarray(frames_src[i][0]) for i in range(min(parity_frames, len(frames_src)))]
@@ -302,6 +311,17 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
                                       val_desc=val_desc, latency_runs=latency_runs, progress=progress,
                                       measure_latency=measure_latency, check_parity=check_parity, gating=gating,
                                       sdk=sdk)
+                if (fmt == "openvino" and prec == "int8" and tuning is not None and row["gate"] is not None
+                        and row["gate"]["verdict"] == "rejected"):
+                    row, convert_s = _with_accuracy_control(
+                        row, src, path, base_args=dict(spec=spec, fmt=fmt, prec=prec, weights_hash=weights_hash),
+                        calib_nchw=calib_nchw, tuning=tuning, reference=reference, keep_float=keep_float,
+                        max_drop=gating.max_drop_for(prec, max_drop), progress=progress, convert_s=convert_s,
+                        check=dict(reference=reference, frames=frames, dataset=dataset, task=task, labels=labels,
+                                   ref_metric=ref_metric, prec=prec, max_drop=max_drop, val_desc=val_desc,
+                                   latency_runs=latency_runs, progress=progress, measure_latency=measure_latency,
+                                   check_parity=check_parity, gating=gating, sdk=sdk))
+                    float_layers = row.pop("_float_layers")
                 row.update(format=fmt, convert_seconds=round(convert_s, 2), float_layers=len(float_layers))
                 logger.info("%s %s: %s (%s)", fmt, prec, row["verdict"], row.get("reason") or "ok")
                 result.rows.append(row)
@@ -316,6 +336,65 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
 
     result.report = write_reports(out, summary)
     return result
+
+
+def _with_accuracy_control(first: Dict[str, Any], onnx_src: Path, path: Path, *, base_args: Dict[str, Any],
+                           calib_nchw: np.ndarray, tuning: Dict[str, Any], reference: Any, keep_float: bool,
+                           max_drop: float, progress: bool, convert_s: float,
+                           check: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
+    """Re-quantise a gate-rejected OpenVINO INT8 model with accuracy control and check it again.
+
+    Returns:
+        The new row (with ``accuracy_control``: the first attempt's gate, the tuning set, NNCF's metric
+        evaluations, seconds; and ``_float_layers``) and the total conversion seconds.
+    """
+    from sdk.backends.openvino_backend import OpenVINOBackend
+    from sdk.contract import ModelContract
+    from sdk.decoders import PostprocessOptions
+    from sdk.model import Model
+
+    from . import gate as gating
+    from .openvino_export import openvino_int8_accuracy_control
+    from .reference import preprocess_batch
+
+    t0 = time.perf_counter()
+    items = tuning["load"](tuning["source"], task=tuning["task"], input_hw=tuning["input_hw"],
+                           count=tuning["count"], labels=tuning["labels"])
+    tune_inputs = preprocess_batch(reference, [np.asarray(item[0]) for item in items]).astype(np.float32)
+    contract = ModelContract.from_dict(artifact_contract(base_args["spec"], fmt="openvino", precision="int8",
+                                                         layout=LAYOUTS["openvino"], input_dtype="float32",
+                                                         input_quantization=None, float_layers=[],
+                                                         weights_hash=base_args["weights_hash"]))
+    options = PostprocessOptions().merged(**contract.postprocess)
+
+    def metric(compiled: Any, indices: List[int]) -> float:
+        backend = OpenVINOBackend.from_compiled(compiled, path=path)
+        model = Model(path, contract, backend, options=options)
+        return gating.evaluate(model, [items[i] for i in indices], task=tuning["task"], labels=tuning["labels"],
+                               progress=False)
+
+    logger.info("openvino int8 failed the gate (%s dropped %.4f): retrying with accuracy control on %d tuning "
+                "items", first["gate"]["metric"], first["gate"]["drop"], len(items))
+    done = openvino_int8_accuracy_control(onnx_src, path, calibration=calib_nchw, tune_inputs=tune_inputs,
+                                          metric_fn=metric, max_drop=max_drop, keep_float=keep_float,
+                                          progress=progress)
+    seconds = time.perf_counter() - t0
+    ac = {"first_gate": first["gate"], "tuning": f"{_describe(tuning['source'])} ({len(items)} items)",
+          "evaluations": done["evaluations"], "seconds": round(seconds, 1)}
+    base = artifact_contract(base_args["spec"], fmt="openvino", precision="int8", layout=LAYOUTS["openvino"],
+                             input_dtype="float32", input_quantization=None, float_layers=done["float_layers"],
+                             weights_hash=base_args["weights_hash"], extra={"accuracy_control": ac})
+    write_contract(path, base)
+    row = _check_artifact(path, base, **check)
+    row["accuracy_control"] = ac
+    row["_float_layers"] = done["float_layers"]
+    return row, convert_s + seconds
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, str) and source == "synthetic":
+        return "synthetic train split"
+    return str(source) if isinstance(source, (str, Path)) else type(source).__name__
 
 
 def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames: List[np.ndarray], dataset: Any,

@@ -62,6 +62,12 @@ def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
                      f"{host.get('int8_dot', '?')})")
     lines += ["", markdown_table(rows), ""]
     for r in rows:
+        ac = r.get("accuracy_control")
+        if ac:
+            first = ac.get("first_gate") or {}
+            lines.append(f"- {r['file']}: plain INT8 failed the gate ({first.get('metric')} drop "
+                         f"{_fmt(first.get('drop'))}); re-quantised with NNCF accuracy control on {ac.get('tuning')} "
+                         f"({ac.get('evaluations')} metric evaluations, {ac.get('seconds')} s), then gated again")
         if r["verdict"] == "rejected":
             lines.append(f"- **rejected** {r['file']}: {r.get('reason')}")
     for w in summary.get("warnings", []):

@@ -124,6 +124,23 @@ def calibration_images(calib: Any, *, task: str, input_hw: Tuple[int, int], coun
     return images
 
 
+def tuning_dataset(tune: Any, *, task: str, input_hw: Tuple[int, int], count: int = 200,
+                   labels: Sequence[str] = ()) -> Any:
+    """Labelled items for accuracy-aware quantisation: never the gate's held-out items.
+
+    ``"synthetic"``: the synthetic ``train`` split (the gate uses ``val``); a folder or dataset: as
+    :func:`validation_dataset` reads it; None: None (no accuracy control).
+    """
+    if tune is None:
+        return None
+    if isinstance(tune, str) and tune == "synthetic":
+        from converters.data import make_split
+
+        vt = VAL_TASKS[task]
+        return make_split("train", vt, max(2, count), **synthetic_kwargs(vt, input_hw))
+    return validation_dataset(tune, task=task, input_hw=input_hw, count=count, labels=labels)
+
+
 def validation_dataset(val: Any, *, task: str, input_hw: Tuple[int, int], count: int = 200,
                        labels: Sequence[str] = ()) -> Any:
     """The held-out dataset of the accuracy gate.

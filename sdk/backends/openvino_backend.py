@@ -162,6 +162,29 @@ class OpenVINOBackend(BackendBase):
         self._closed = False
         logger.info("OpenVINO %s loaded %s on %s (%s)", ov.__version__, self.path.name, self._device, props)
 
+    @classmethod
+    def from_compiled(cls, compiled: Any, *, path: "str | os.PathLike" = "compiled-model",
+                      metadata: Optional[Mapping[str, str]] = None) -> "OpenVINOBackend":
+        """Wrap a model OpenVINO has already compiled (``ov.CompiledModel``), e.g. the one NNCF hands to a
+        validation function during accuracy-aware quantisation.
+
+        Args:
+            compiled: the compiled model.
+            path: a name for messages (nothing is read from it).
+            metadata: the backend's ``metadata`` (a compiled model carries no ``rt_info``).
+        """
+        self = cls.__new__(cls)
+        BackendBase.__init__(self, Path(path))
+        self._ov = _import_openvino()
+        self._device = ",".join(compiled.get_property("EXECUTION_DEVICES")) or "CPU"
+        self._props = {}
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self.inputs = [self._spec(port, f"input_{i}") for i, port in enumerate(compiled.inputs)]
+        self.outputs = [self._spec(port, f"output_{i}") for i, port in enumerate(compiled.outputs)]
+        self.metadata = dict(metadata or {})
+        return self
+
     # -- helpers -----------------------------------------------------------------------------------
     @staticmethod
     def _check_device(core: Any, device: str) -> str:

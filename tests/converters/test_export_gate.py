@@ -48,10 +48,10 @@ def test_default_limits() -> None:
 
 
 # -- end to end with a reference-labelled validation set -------------------------------------------------
-def _pseudo_labelled(model: Any, n: int = 24) -> List[tuple]:
-    """Synthetic val images labelled with the PyTorch reference's own top-1 (reference top-1 = 1.0)."""
+def _pseudo_labelled(model: Any, n: int = 24, split: str = "val") -> List[tuple]:
+    """Synthetic images labelled with the PyTorch reference's own top-1 (reference top-1 = 1.0)."""
     ref = torch_model(model.export_module(), model.contract_spec())
-    ds = make_split("val", "classify", n, size=model.input_hw[0])
+    ds = make_split(split, "classify", n, size=model.input_hw[0])
     return [(ds[i][0], int(ref(ds[i][0]).class_id[0])) for i in range(n)]
 
 
@@ -95,6 +95,36 @@ def test_faithful_fp16_is_accepted_and_broken_is_rejected(small_classifier: Any,
     report = json.loads((bad.out / "report.json").read_text())
     assert report["rejected"] == [row["file"]]
     assert "REJECTED" in (bad.out / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_openvino_int8_that_fails_the_gate_is_requantised_with_accuracy_control(
+        small_classifier: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from converters.export import openvino_export as ov_mod
+
+    def broken_int8(onnx_path: Path, xml_path: Path, **_: Any) -> List[str]:
+        ov_mod.openvino_from_onnx(_broken_fp16(onnx_path, tmp_path / "broken.onnx"), xml_path, fp16=False)
+        return []
+
+    monkeypatch.setattr(ov_mod, "openvino_int8", broken_int8)
+    val = _pseudo_labelled(small_classifier, 16)
+    tune = _pseudo_labelled(small_classifier, 16, split="train")
+    res = converters.export(small_classifier, to="openvino", precision="int8", out=tmp_path / "ac", val=val,
+                            tune=tune, calib_count=16, max_drop=0.1, latency_runs=2, progress=False)
+    row = res.rows[0]
+    ac = row["accuracy_control"]
+    assert ac["first_gate"]["verdict"] == "rejected" and ac["first_gate"]["drop"] > 0.1
+    assert ac["evaluations"] >= 1 and ac["tuning"] == "list (16 items)"
+    assert row["verdict"] == "accepted" and row["gate"]["drop"] <= 0.1, row
+    contract = ModelContract.from_file(res.out / (row["file"] + ".json"))
+    assert contract.extra["accuracy_control"]["first_gate"]["drop"] == ac["first_gate"]["drop"]
+    assert "accuracy control" in (res.out / "report.md").read_text()
+    # without tuning items there is no second attempt: the broken model stays rejected
+    res = converters.export(small_classifier, to="openvino", precision="int8", out=tmp_path / "no", val=val,
+                            calib_count=16, max_drop=0.1, latency_runs=2, progress=False)
+    assert res.rows[0]["verdict"] == "rejected" and "accuracy_control" not in res.rows[0]
 
 
 @pytest.mark.slow
@@ -197,6 +227,14 @@ def test_cli_empty_calibration_folder(tmp_path: Path, capsys: pytest.CaptureFixt
     status = cli.main(["mobilenet", "--to", "onnx", "--precision", "int8", "--out", str(tmp_path / "o"),
                        "--input-size", "64", "--calib", str(tmp_path / "calib")])
     assert status == 2 and "CalibrationError" in capsys.readouterr().err
+
+
+def test_cli_refuses_to_tune_on_the_gate_items(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "val").mkdir()
+    status = cli.main(["mobilenet", "--out", str(tmp_path / "o"), "--input-size", "64", "--val",
+                       str(tmp_path / "val"), "--tune", str(tmp_path / "val")])
+    assert status == 2
+    assert "--tune: expected items other than the gate's --val" in capsys.readouterr().err
 
 
 def test_input_size_not_divisible_by_stride(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
