@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled items for OpenVINO INT8 accuracy control when plain INT8 fails the gate: a folder, "
                         "'synthetic', 'none', or 'auto' (default: synthetic when --val is synthetic, else none; "
                         "never the --val items)")
+    p.add_argument("--onnx-activations", choices=("uint8", "int8"), default="uint8",
+                   help="ONNX INT8 activations: uint8 (U8S8, default: ONNX Runtime's fast x86 kernels) or int8 (S8S8)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")
     p.add_argument("--input-size", type=int, help="network input size (square)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
@@ -96,6 +98,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(tune, Path) and isinstance(val, Path) and tune.resolve() == val.resolve():
             raise ValueError(f"--tune: expected items other than the gate's --val {val}, got the same folder")
         result = export(model, to=args.to, precision=args.precision, out=args.out, calib=calib, val=val, tune=tune,
+                        onnx_activations=args.onnx_activations,
                         max_drop=args.max_drop, force=args.force, calib_count=args.calib_count,
                         val_count=args.val_count, latency_runs=args.latency_runs)
     except (SDKError, ValueError, OSError) as exc:

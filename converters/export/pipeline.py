@@ -158,7 +158,8 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
            out: Union[str, Path] = "exports", calib: Any = "synthetic", val: Any = "synthetic",
            max_drop: Optional[float] = None, force: bool = False, name: Optional[str] = None,
            calib_count: int = 100, val_count: int = 200, parity_frames: int = 4, latency_runs: int = 20,
-           keep_float: bool = True, tune: Any = "auto", progress: bool = True) -> ExportResult:
+           keep_float: bool = True, tune: Any = "auto", onnx_activations: str = "uint8",
+           progress: bool = True) -> ExportResult:
     """Export, quantise, check and gate a PyTorch model (see the module docstring).
 
     Args:
@@ -185,6 +186,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
             the result is gated again on the held-out set): ``"synthetic"``, a folder, a dataset, None
             (off), or ``"auto"``: synthetic when ``val`` is synthetic, else off (a user's held-out folder
             is never tuned on).
+        onnx_activations: ONNX INT8 activation type, ``"uint8"`` (U8S8, default) or ``"int8"`` (S8S8).
         progress: tqdm bars.
 
     Returns:
@@ -278,7 +280,8 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
                         onnx_fp16(src, path)
                     elif prec == "int8":
                         float_layers = onnx_int8(src, path, input_name=input_name, calibration=calib_nchw,
-                                                 keep_float=keep_float, progress=progress)
+                                                 keep_float=keep_float, progress=progress,
+                                                 activations=onnx_activations)
                 elif fmt == "openvino":
                     from .openvino_export import openvino_from_onnx, openvino_int8
 
