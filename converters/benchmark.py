@@ -30,22 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgesdk benchmark",
                                 description="Convert a model to every format x precision and put size, held-out "
                                             "accuracy and profiled latency side by side.")
-    p.add_argument("model", help="a zoo family (mobilenet, ssdlite, yolo_nano, siamese) or a checkpoint file")
+    from converters.export.cli import add_model_arguments
+
+    add_model_arguments(p, out_required=False, val_count=300)
     p.add_argument("--device", help="device config name or YAML path (picks backends and options)")
-    p.add_argument("--weights", type=Path, help="weights for FAMILY")
-    p.add_argument("--to", default="onnx,tflite,openvino")
-    p.add_argument("--precision", default="fp32,fp16,int8")
-    p.add_argument("--out", type=Path, default=Path("benchmark"), help="output folder (default ./benchmark)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--input-size", type=int)
-    p.add_argument("--calib", default="synthetic")
-    p.add_argument("--val", default="synthetic")
-    p.add_argument("--val-count", type=int, default=300, help="validation images (default 300)")
-    p.add_argument("--calib-count", type=int, default=100)
     p.add_argument("--frames", type=int, default=100, help="profiled frames per artifact (default 100)")
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 

@@ -14,22 +14,39 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "add_model_arguments"]
 
 logger = logging.getLogger(__name__)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, out_required: bool = True,
+                        val_count: int = 200) -> argparse.ArgumentParser:
+    """The options ``edgesdk convert`` shares with ``edgesdk benchmark``: the model, formats, precisions,
+    data, output folder."""
+    p.add_argument("model", help="a zoo family (mobilenet, ssdlite, yolo_nano, siamese) or a checkpoint file")
+    p.add_argument("--weights", type=Path, help="weights for FAMILY (state dict or checkpoint)")
+    p.add_argument("--to", default="onnx,tflite,openvino", help="formats, comma-separated (default: all three)")
+    p.add_argument("--precision", default="fp32,fp16,int8", help="precisions, comma-separated (default: all)")
+    p.add_argument("--out", required=out_required, type=Path, default=None if out_required else Path("benchmark"),
+                   help="output folder (new or empty unless --force)" + ("" if out_required else
+                                                                        "; default ./benchmark"))
+    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--input-size", type=int, help="network input size (square)")
+    p.add_argument("--calib", default="synthetic", help="calibration images: a folder, or 'synthetic' (default)")
+    p.add_argument("--val", default="synthetic", help="gate data: a folder / data.yaml, or 'synthetic' (default)")
+    p.add_argument("--calib-count", type=int, default=100, help="calibration images (default 100; 0: all in folder)")
+    p.add_argument("--val-count", type=int, default=val_count,
+                   help=f"synthetic validation items (default {val_count})")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed of a FAMILY built without weights")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgesdk convert",
                                 description="Export a model to ONNX / TFLite / OpenVINO, quantise it, check it "
                                             "against PyTorch and gate its accuracy.")
-    p.add_argument("model", help="a zoo family (mobilenet, ssdlite, yolo_nano, siamese) or a checkpoint file")
-    p.add_argument("--to", default="onnx,tflite,openvino", help="formats, comma-separated (default: all three)")
-    p.add_argument("--precision", default="fp32,fp16,int8", help="precisions, comma-separated (default: all)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (new or empty unless --force)")
-    p.add_argument("--weights", type=Path, help="weights for FAMILY (state dict or checkpoint)")
-    p.add_argument("--calib", default="synthetic", help="calibration images: a folder, or 'synthetic' (default)")
-    p.add_argument("--val", default="synthetic", help="gate data: a folder / data.yaml, or 'synthetic' (default)")
+    add_model_arguments(p)
     p.add_argument("--tune", default="auto",
                    help="labelled items for OpenVINO INT8 accuracy control when plain INT8 fails the gate: a folder, "
                         "'synthetic', 'none', or 'auto' (default: synthetic when --val is synthetic, else none; "
@@ -37,13 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx-activations", choices=("uint8", "int8"), default="uint8",
                    help="ONNX INT8 activations: uint8 (U8S8, default: ONNX Runtime's fast x86 kernels) or int8 (S8S8)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")
-    p.add_argument("--input-size", type=int, help="network input size (square)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--calib-count", type=int, default=100, help="calibration images (default 100; 0: all in folder)")
-    p.add_argument("--val-count", type=int, default=200, help="synthetic validation items (default 200)")
     p.add_argument("--latency-runs", type=int, default=20, help="timed sdk calls per artifact (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation seed of a FAMILY built without weights")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return p
 
 
