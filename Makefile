@@ -5,7 +5,8 @@
 #   make demo       lean runtime environment (.venv-demo: numpy, OpenCV, ONNX Runtime, LiteRT, no torch), then the
 #                   shipped INT8 YOLO-nano on synthetic://shapes (or SOURCE=...): annotated video, profile report,
 #                   per-stage latency table and live mAP
-#   make bench      side-by-side benchmarks (benchmarks/*.py)
+#   make bench      side-by-side benchmarks (benchmarks/*.py; installs ultralytics --no-deps into .venv for
+#                   benchmarks/vs_ultralytics.py)
 
 PYTHON      ?= python3
 VENV        := .venv
@@ -86,6 +87,8 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/formats.py
+	$(PY) -m pip install --quiet --no-deps ultralytics==8.4.190
+	$(PY) benchmarks/vs_ultralytics.py --no-spin
 
 clean:
 	rm -rf build .pytest_cache
