@@ -328,15 +328,17 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
                 row.update(format=fmt, convert_seconds=round(convert_s, 2), float_layers=len(float_layers))
                 logger.info("%s %s: %s (%s)", fmt, prec, row["verdict"], row.get("reason") or "ok")
                 result.rows.append(row)
+    from .report import int8_comparison, write_reports
+
+    host = host_info()
     summary = {
         "model": stem, "task": task, "labels": labels, "input_hw": list(hw), "calibration": calib_desc,
         "validation": val_desc, "reference": {"metric": gating.METRICS.get(task), "value": ref_metric,
                                               "latency": ref_latency},
-        "host": host_info(), "rows": result.rows, "rejected": [r["file"] for r in result.rejected],
+        "weights_sha256": weights_hash, "host": host, "rows": result.rows,
+        "int8_vs_fp32": int8_comparison(result.rows, host), "rejected": [r["file"] for r in result.rejected],
         "warnings": warnings_list, "seconds": round(time.perf_counter() - t_start, 1),
     }
-    from .report import write_reports
-
     result.report = write_reports(out, summary)
     return result
 
@@ -400,6 +402,11 @@ def _describe(source: Any) -> str:
     return str(source) if isinstance(source, (str, Path)) else type(source).__name__
 
 
+#: What the report keeps of ``backend.describe()``: how the runtime actually ran the artifact.
+_BACKEND_FACTS = ("runtime_version", "delegated_partitions", "cpu_ops", "inference_precision_hint",
+                  "intra_op_num_threads", "num_threads", "providers")
+
+
 def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames: List[np.ndarray], dataset: Any,
                     task: str, labels: List[str], ref_metric: Optional[float], prec: str, max_drop: Optional[float],
                     val_desc: str, latency_runs: int, progress: bool, measure_latency: Any, check_parity: Any,
@@ -429,6 +436,8 @@ def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames:
                                f"{gate_result.max_drop:.4f}")
         latency = measure_latency(model, runs=latency_runs)
         backend = getattr(model.backend, "name", "?")
+        described = model.backend.describe() if hasattr(model.backend, "describe") else {}
+        backend_info = {k: described[k] for k in _BACKEND_FACTS if k in described}
     verdict = "rejected" if reasons else ("accepted" if gate_result is not None or parity is not None else "unchecked")
     accuracy["verdict"] = verdict
     if reasons:
@@ -437,5 +446,5 @@ def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames:
     files = [path] + ([path.with_suffix(".bin")] if path.suffix == ".xml" else [])
     return {"file": path.name, "precision": prec, "bytes": sum(f.stat().st_size for f in files), "backend": backend,
             "gate": gate_result.to_dict() if gate_result else None, "parity": parity.to_dict() if parity else None,
-            "latency": latency, "verdict": verdict, "reason": "; ".join(reasons) or None,
+            "latency": latency, "backend_info": backend_info, "verdict": verdict, "reason": "; ".join(reasons) or None,
             "sidecar": path.name + ".json"}

@@ -39,6 +39,51 @@ def markdown_table(rows: List[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+#: INT8 latency / FP32 latency at or below this counts as "INT8 is faster" (issue target).
+INT8_SPEEDUP_TARGET = 0.8
+
+
+def int8_comparison(rows: List[Mapping[str, Any]], host: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Per format with both an FP32 and an INT8 row: size and p50 latency ratios, and when INT8 is not
+    faster, why (from what the runtime reported and this host's CPU).
+
+    Returns:
+        ``[{"format", "size_ratio", "latency_ratio", "faster", "why"}]``.
+    """
+    by = {(r["format"], r["precision"]): r for r in rows}
+    out = []
+    for fmt in sorted({r["format"] for r in rows}):
+        fp32, int8 = by.get((fmt, "fp32")), by.get((fmt, "int8"))
+        if not fp32 or not int8:
+            continue
+        l32, l8 = (fp32.get("latency") or {}).get("p50_ms"), (int8.get("latency") or {}).get("p50_ms")
+        ratio = round(l8 / l32, 3) if l32 and l8 else None
+        faster = ratio is not None and ratio <= INT8_SPEEDUP_TARGET
+        out.append({"format": fmt, "size_ratio": round(int8["bytes"] / fp32["bytes"], 3), "latency_ratio": ratio,
+                    "faster": faster, "why": None if faster else _why_not_faster(fmt, fp32, int8, host)})
+    return out
+
+
+def _why_not_faster(fmt: str, fp32: Mapping[str, Any], int8: Mapping[str, Any], host: Mapping[str, Any]) -> str:
+    dot = host.get("int8_dot")
+    if host.get("machine") in ("x86_64", "AMD64") and dot in (None, "", "none", "-"):
+        return ("this CPU has no int8 dot-product instructions (AVX512-VNNI / AVX-VNNI / AMX): int8 convolutions "
+                "run as AVX2 multiply-add sequences, barely faster than FP32 FMA, plus the quantise/dequantise steps")
+    if fmt == "tflite":
+        i8, f32 = int8.get("backend_info") or {}, fp32.get("backend_info") or {}
+        if "delegated_partitions" in i8:
+            return (f"XNNPACK ran the INT8 graph in {i8['delegated_partitions']} partitions with {i8.get('cpu_ops')} "
+                    f"ops left to the reference kernels between them (FP32: {f32.get('delegated_partitions', '?')} "
+                    f"partition(s), {f32.get('cpu_ops', '?')} ops outside): ops it has no int8 kernel for (here "
+                    f"e.g. hard-swish / squeeze-excite multiplies and means) break the graph up")
+        return "the INT8 graph was not fully delegated to XNNPACK"
+    if fmt == "onnx":
+        return ("ONNX Runtime fuses only convolutions / matrix multiplies into int8 kernels; every float op "
+                "between them (hard-swish, squeeze-excite multiply, the float output tail) costs a "
+                "dequantize/quantize pair, which on a small network eats the int8 gain")
+    return "the INT8 model was not faster on this host's runtime"
+
+
 def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
     """Write ``report.json`` (``summary`` as is) and ``report.md`` into ``out_dir``.
 
@@ -60,7 +105,16 @@ def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
     if host:
         lines.append(f"- host: {host.get('cpu', '?')} ({host.get('cores', '?')} cores; int8 dot-product: "
                      f"{host.get('int8_dot', '?')})")
+    if summary.get("weights_sha256"):
+        lines.append(f"- weights: sha256 `{summary['weights_sha256']}`")
     lines += ["", markdown_table(rows), ""]
+    comparison = summary.get("int8_vs_fp32") or []
+    if comparison:
+        lines += ["INT8 vs FP32 on this host (p50 through `sdk`, same process):", ""]
+        for c in comparison:
+            verdict = "faster" if c["faster"] else f"not faster (target <= {INT8_SPEEDUP_TARGET}): {c['why']}"
+            lines.append(f"- {c['format']}: size x{c['size_ratio']}, latency x{c['latency_ratio']}: {verdict}")
+        lines.append("")
     for r in rows:
         ac = r.get("accuracy_control")
         if ac:

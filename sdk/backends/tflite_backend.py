@@ -286,7 +286,7 @@ class TFLiteBackend(BackendBase):
         self._interp = None
 
     def _describe(self) -> dict:
-        return {
+        info = {
             "runtime": self._rt.package,
             "runtime_version": self._rt.version,
             "num_threads": self._num_threads if self._num_threads is not None else "runtime default",
@@ -294,3 +294,19 @@ class TFLiteBackend(BackendBase):
             "op_resolver": self._op_resolver,
             "delegates": [{"library": lib, "options": opts} for lib, opts in self._delegate_specs],
         }
+        info.update(self._partitions())
+        return info
+
+    def _partitions(self) -> dict:
+        """How the graph was split: ``delegated_partitions`` (subgraphs a delegate such as XNNPACK runs) and
+        ``cpu_ops`` (ops left to the built-in kernels, e.g. int8 ops XNNPACK has no kernel for). Empty when
+        the runtime does not expose its execution plan."""
+        details = getattr(self._interp, "_get_ops_details", None)
+        if details is None:
+            return {}
+        try:
+            names = [op.get("op_name", "") for op in details()]
+        except Exception:  # noqa: BLE001 - a private API of the interpreter; best effort
+            return {}
+        delegated = sum(1 for n in names if n == "DELEGATE")
+        return {"delegated_partitions": delegated, "cpu_ops": len(names) - delegated}
