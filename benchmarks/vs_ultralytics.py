@@ -352,25 +352,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             b = r.boxes
             u_res[i % len(frames)] = (b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(np.int64))
 
-    def run_s(i: int) -> None:
-        frame = frames[i % len(frames)]
-        t0 = time.perf_counter()
-        dets = model(frame, **skw)
-        t_s.append(time.perf_counter() - t0)
-        for k in s_stages:
-            s_stages[k].append(model.last_timings[k])
-        if s_res[i % len(frames)] is None:
-            s_res[i % len(frames)] = dets
+    def sdk_side(m: Any, times: List[float], stages: Dict[str, List[float]], results: List[Any]) -> Any:
+        def run(i: int) -> None:
+            frame = frames[i % len(frames)]
+            t0 = time.perf_counter()
+            dets = m(frame, **skw)
+            times.append(time.perf_counter() - t0)
+            for k in stages:
+                stages[k].append(m.last_timings[k])
+            if results[i % len(frames)] is None:
+                results[i % len(frames)] = dets
+        return run
 
-    def run_d(i: int) -> None:
-        frame = frames[i % len(frames)]
-        t0 = time.perf_counter()
-        dets = dmodel(frame, **skw)
-        t_d.append(time.perf_counter() - t0)
-        for k in d_stages:
-            d_stages[k].append(dmodel.last_timings[k])
-        if d_res[i % len(frames)] is None:
-            d_res[i % len(frames)] = dets
+    run_s = sdk_side(model, t_s, s_stages, s_res)
+    run_d = sdk_side(dmodel, t_d, d_stages, d_res) if dmodel is not None else None
 
     sides = [run_u, run_s] + ([run_d] if dmodel is not None else [])
     for i in tqdm(range(max(args.rounds, len(frames))), desc="interleaved rounds", unit="round",

@@ -58,6 +58,28 @@ def openvino_from_onnx(onnx_path: Path, xml_path: Path, *, fp16: bool) -> Path:
     return xml_path
 
 
+def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float: bool, desc: str,
+                         progress: bool) -> Tuple[Any, List[str], Any, Any]:
+    """What both INT8 paths start from: the converted model, the float-tail node names, the calibration
+    ``nncf.Dataset`` (ticking a progress bar) and that bar (close it when done)."""
+    no_telemetry()
+    import nncf
+
+    from .float_layers import openvino_tail
+    from .progress import bar
+
+    model = _convert(onnx_path)
+    names = openvino_tail(model) if keep_float else []
+    progress_bar = bar(total=len(calibration), desc=desc, enabled=progress)
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        progress_bar.update(1)
+        return np.ascontiguousarray(x, np.float32)
+
+    nncf.set_log_level(logging.ERROR)
+    return model, names, nncf.Dataset(list(calibration), transform), progress_bar
+
+
 def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, keep_float: bool = True,
                   progress: bool = True) -> List[str]:
     """INT8 IR with NNCF post-training quantisation.
@@ -75,25 +97,14 @@ def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, k
     Raises:
         ExportError: NNCF or saving fails.
     """
-    no_telemetry()
     import nncf
     import openvino as ov
 
-    from .float_layers import openvino_tail
-    from .progress import bar
-
-    model = _convert(onnx_path)
-    names = openvino_tail(model) if keep_float else []
-    progress_bar = bar(total=len(calibration), desc="calibrate openvino int8", enabled=progress)
-
-    def transform(x: np.ndarray) -> np.ndarray:
-        progress_bar.update(1)
-        return np.ascontiguousarray(x, np.float32)
-
-    nncf.set_log_level(logging.ERROR)
+    model, names, calib_ds, progress_bar = _quantisation_inputs(onnx_path, calibration, keep_float=keep_float,
+                                                                desc="calibrate openvino int8", progress=progress)
     try:
         with quiet():
-            q = nncf.quantize(model, nncf.Dataset(list(calibration), transform), preset=nncf.QuantizationPreset.PERFORMANCE,
+            q = nncf.quantize(model, calib_ds, preset=nncf.QuantizationPreset.PERFORMANCE,
                               subset_size=len(calibration),
                               ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None)
     except Exception as exc:  # noqa: BLE001
@@ -130,32 +141,23 @@ def openvino_int8_accuracy_control(onnx_path: Path, xml_path: Path, *, calibrati
     Raises:
         ExportError: NNCF or saving fails.
     """
-    no_telemetry()
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
-    from .float_layers import openvino_tail
-    from .progress import bar
-
-    model = _convert(onnx_path)
-    names = openvino_tail(model) if keep_float else []
-    progress_bar = bar(total=len(calibration), desc="calibrate openvino int8 (accuracy control)", enabled=progress)
+    model, names, calib_ds, progress_bar = _quantisation_inputs(
+        onnx_path, calibration, keep_float=keep_float, desc="calibrate openvino int8 (accuracy control)",
+        progress=progress)
     calls = {"n": 0}
-
-    def transform(x: np.ndarray) -> np.ndarray:
-        progress_bar.update(1)
-        return np.ascontiguousarray(x, np.float32)
 
     def validate(compiled: Any, indices: Iterable[Any]) -> Tuple[float, None]:
         calls["n"] += 1
         return float(metric_fn(compiled, [int(i) for i in indices])), None
 
-    nncf.set_log_level(logging.ERROR)
     try:
         with quiet():
             q = nncf.quantize_with_accuracy_control(
-                model, nncf.Dataset(list(calibration), transform),
+                model, calib_ds,
                 nncf.Dataset(list(range(len(tune_inputs))), lambda i: np.ascontiguousarray(tune_inputs[i], np.float32)),
                 validate, max_drop=float(max_drop), drop_type=nncf.DropType.ABSOLUTE,
                 preset=nncf.QuantizationPreset.PERFORMANCE, subset_size=len(calibration),
