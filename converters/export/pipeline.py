@@ -328,15 +328,22 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
                 row.update(format=fmt, convert_seconds=round(convert_s, 2), float_layers=len(float_layers))
                 logger.info("%s %s: %s (%s)", fmt, prec, row["verdict"], row.get("reason") or "ok")
                 result.rows.append(row)
+    from .latency import interleaved_p50
     from .report import int8_comparison, write_reports
 
     host = host_info()
+    interleaved = {}
+    for fmt in formats:
+        pair = {p: out / f"{stem}_{p}{EXTENSIONS[fmt]}" for p in ("fp32", "int8")}
+        if all(path.exists() for path in pair.values()) and latency_runs > 0:
+            with sdk.load(pair["fp32"]) as m32, sdk.load(pair["int8"]) as m8:
+                interleaved[fmt] = interleaved_p50({"fp32": m32, "int8": m8}, runs=max(latency_runs, 20))
     summary = {
         "model": stem, "task": task, "labels": labels, "input_hw": list(hw), "calibration": calib_desc,
         "validation": val_desc, "reference": {"metric": gating.METRICS.get(task), "value": ref_metric,
                                               "latency": ref_latency},
         "weights_sha256": weights_hash, "host": host, "rows": result.rows,
-        "int8_vs_fp32": int8_comparison(result.rows, host), "rejected": [r["file"] for r in result.rejected],
+        "int8_vs_fp32": int8_comparison(result.rows, host, interleaved), "rejected": [r["file"] for r in result.rejected],
         "warnings": warnings_list, "seconds": round(time.perf_counter() - t_start, 1),
     }
     result.report = write_reports(out, summary)
@@ -403,7 +410,7 @@ def _describe(source: Any) -> str:
 
 
 #: What the report keeps of ``backend.describe()``: how the runtime actually ran the artifact.
-_BACKEND_FACTS = ("runtime_version", "delegated_partitions", "cpu_ops", "inference_precision_hint",
+_BACKEND_FACTS = ("runtime_version", "delegated_partitions", "inference_precision_hint",
                   "intra_op_num_threads", "num_threads", "providers")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = ["write_reports", "markdown_table"]
 
@@ -43,12 +43,21 @@ def markdown_table(rows: List[Mapping[str, Any]]) -> str:
 INT8_SPEEDUP_TARGET = 0.8
 
 
-def int8_comparison(rows: List[Mapping[str, Any]], host: Mapping[str, Any]) -> List[Dict[str, Any]]:
+def int8_comparison(rows: List[Mapping[str, Any]], host: Mapping[str, Any],
+                    interleaved: Optional[Mapping[str, Mapping[str, float]]] = None) -> List[Dict[str, Any]]:
     """Per format with both an FP32 and an INT8 row: size and p50 latency ratios, and when INT8 is not
     faster, why (from what the runtime reported and this host's CPU).
 
+    Args:
+        rows: the report rows.
+        host: :func:`converters.export.host.host_info`.
+        interleaved: format → ``{"fp32": p50_ms, "int8": p50_ms}`` timed in alternating rounds
+            (:func:`converters.export.latency.interleaved_p50`); preferred over the rows' own latencies,
+            which were measured minutes apart.
+
     Returns:
-        ``[{"format", "size_ratio", "latency_ratio", "faster", "why"}]``.
+        ``[{"format", "size_ratio", "latency_ratio", "fp32_p50_ms", "int8_p50_ms", "interleaved", "faster",
+        "why"}]``.
     """
     by = {(r["format"], r["precision"]): r for r in rows}
     out = []
@@ -56,11 +65,15 @@ def int8_comparison(rows: List[Mapping[str, Any]], host: Mapping[str, Any]) -> L
         fp32, int8 = by.get((fmt, "fp32")), by.get((fmt, "int8"))
         if not fp32 or not int8:
             continue
-        l32, l8 = (fp32.get("latency") or {}).get("p50_ms"), (int8.get("latency") or {}).get("p50_ms")
+        pair = (interleaved or {}).get(fmt)
+        if pair:
+            l32, l8 = pair.get("fp32"), pair.get("int8")
+        else:
+            l32, l8 = (fp32.get("latency") or {}).get("p50_ms"), (int8.get("latency") or {}).get("p50_ms")
         ratio = round(l8 / l32, 3) if l32 and l8 else None
         faster = ratio is not None and ratio <= INT8_SPEEDUP_TARGET
         out.append({"format": fmt, "size_ratio": round(int8["bytes"] / fp32["bytes"], 3), "latency_ratio": ratio,
-                    "faster": faster, "why": None if faster else _why_not_faster(fmt, fp32, int8, host)})
+                    "fp32_p50_ms": l32, "int8_p50_ms": l8, "interleaved": bool(pair), "faster": faster, "why": None if faster else _why_not_faster(fmt, fp32, int8, host)})
     return out
 
 
@@ -72,15 +85,16 @@ def _why_not_faster(fmt: str, fp32: Mapping[str, Any], int8: Mapping[str, Any], 
     if fmt == "tflite":
         i8, f32 = int8.get("backend_info") or {}, fp32.get("backend_info") or {}
         if "delegated_partitions" in i8:
-            return (f"XNNPACK ran the INT8 graph in {i8['delegated_partitions']} partitions with {i8.get('cpu_ops')} "
-                    f"ops left to the reference kernels between them (FP32: {f32.get('delegated_partitions', '?')} "
-                    f"partition(s), {f32.get('cpu_ops', '?')} ops outside): ops it has no int8 kernel for (here "
-                    f"e.g. hard-swish / squeeze-excite multiplies and means) break the graph up")
+            return (f"XNNPACK took the INT8 graph as {i8['delegated_partitions']} partitions (FP32: "
+                    f"{f32.get('delegated_partitions', '?')}): the ops it has no int8 kernel for (here e.g. the "
+                    f"squeeze-excite means and multiplies) run on TFLite's built-in kernels between them")
         return "the INT8 graph was not fully delegated to XNNPACK"
     if fmt == "onnx":
         return ("ONNX Runtime fuses only convolutions / matrix multiplies into int8 kernels; every float op "
                 "between them (hard-swish, squeeze-excite multiply, the float output tail) costs a "
                 "dequantize/quantize pair, which on a small network eats the int8 gain")
+    if fmt == "openvino":
+        return "OpenVINO's INT8 kernels were not faster than its FP32 ones on this graph here"
     return "the INT8 model was not faster on this host's runtime"
 
 
@@ -110,10 +124,11 @@ def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
     lines += ["", markdown_table(rows), ""]
     comparison = summary.get("int8_vs_fp32") or []
     if comparison:
-        lines += ["INT8 vs FP32 on this host (p50 through `sdk`, same process):", ""]
+        lines += ["INT8 vs FP32 on this host (p50 through `sdk`; FP32 and INT8 timed in alternating rounds):", ""]
         for c in comparison:
             verdict = "faster" if c["faster"] else f"not faster (target <= {INT8_SPEEDUP_TARGET}): {c['why']}"
-            lines.append(f"- {c['format']}: size x{c['size_ratio']}, latency x{c['latency_ratio']}: {verdict}")
+            lines.append(f"- {c['format']}: size x{c['size_ratio']}, latency x{c['latency_ratio']} "
+                         f"({c['int8_p50_ms']} vs {c['fp32_p50_ms']} ms): {verdict}")
         lines.append("")
     for r in rows:
         ac = r.get("accuracy_control")

@@ -298,9 +298,9 @@ class TFLiteBackend(BackendBase):
         return info
 
     def _partitions(self) -> dict:
-        """How the graph was split: ``delegated_partitions`` (subgraphs a delegate such as XNNPACK runs) and
-        ``cpu_ops`` (ops left to the built-in kernels, e.g. int8 ops XNNPACK has no kernel for). Empty when
-        the runtime does not expose its execution plan."""
+        """``delegated_partitions``: how many subgraphs a delegate such as XNNPACK took over. One means the
+        whole graph; more means ops it has no kernel for (e.g. some int8 ops) run on the built-in kernels
+        between the partitions. Empty when the runtime does not expose its nodes."""
         details = getattr(self._interp, "_get_ops_details", None)
         if details is None:
             return {}
@@ -308,5 +308,4 @@ class TFLiteBackend(BackendBase):
             names = [op.get("op_name", "") for op in details()]
         except Exception:  # noqa: BLE001 - a private API of the interpreter; best effort
             return {}
-        delegated = sum(1 for n in names if n == "DELEGATE")
-        return {"delegated_partitions": delegated, "cpu_ops": len(names) - delegated}
+        return {"delegated_partitions": sum(1 for n in names if n == "DELEGATE")}

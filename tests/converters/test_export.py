@@ -188,4 +188,13 @@ def test_report_has_one_row_per_artifact(exported: Dict[str, Any]) -> None:
         assert gate["reference"] == pytest.approx(report["reference"]["value"], abs=1e-6)
         assert r["file"] in md
     assert report["warnings"] and "8 images" in report["warnings"][0]     # < 100 calibration images
+    # INT8 vs FP32 per format, timed in alternating rounds, with a reason wherever INT8 is not faster
+    comparison = {c["format"]: c for c in report["int8_vs_fp32"]}
+    assert set(comparison) == set(FORMATS)
+    for c in comparison.values():
+        assert c["interleaved"] and c["fp32_p50_ms"] > 0 and c["int8_p50_ms"] > 0
+        assert c["latency_ratio"] == pytest.approx(c["int8_p50_ms"] / c["fp32_p50_ms"], abs=1e-3)
+        assert c["faster"] == (c["latency_ratio"] <= 0.8) and (c["why"] is None) == c["faster"]
+        assert f"- {c['format']}: size x{c['size_ratio']}" in md
+    assert report["weights_sha256"] and report["weights_sha256"] in md
     assert result.ok

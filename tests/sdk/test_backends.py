@@ -343,7 +343,7 @@ def test_tflite_options(test_models_dir: Path, manifest: Dict[str, Any], tmp_pat
         info = backend.describe()
         assert info["num_threads"] == 1 and info["use_xnnpack"] is False
         if "delegated_partitions" in info:          # the runtime exposes its execution plan
-            assert info["delegated_partitions"] == 0 and info["cpu_ops"] > 0
+            assert info["delegated_partitions"] == 0
         assert info["runtime"] in ("ai_edge_litert", "tflite_runtime", "tensorflow")
         out = backend.infer({"images": _prepare(art, images[0])})["logits"]
         assert np.max(np.abs(out - refs["logits"][0])) <= art["tolerance"]["atol"]
