@@ -73,7 +73,8 @@ def int8_comparison(rows: List[Mapping[str, Any]], host: Mapping[str, Any],
         ratio = round(l8 / l32, 3) if l32 and l8 else None
         faster = ratio is not None and ratio <= INT8_SPEEDUP_TARGET
         out.append({"format": fmt, "size_ratio": round(int8["bytes"] / fp32["bytes"], 3), "latency_ratio": ratio,
-                    "fp32_p50_ms": l32, "int8_p50_ms": l8, "interleaved": bool(pair), "faster": faster, "why": None if faster else _why_not_faster(fmt, fp32, int8, host)})
+                    "fp32_p50_ms": l32, "int8_p50_ms": l8, "interleaved": bool(pair), "faster": faster,
+                    "why": None if faster else _why_not_faster(fmt, fp32, int8, host)})
     return out
 
 

@@ -305,8 +305,13 @@ def test_report_says_per_backend_whether_int8_is_faster_and_why() -> None:
     got = {c["format"]: c for c in int8_comparison(rows, vnni)}
     assert set(got) == {"openvino", "tflite"}
     assert got["openvino"] == {"format": "openvino", "size_ratio": 0.28, "latency_ratio": 0.5, "faster": True,
-                               "why": None}
+                               "fp32_p50_ms": 2.0, "int8_p50_ms": 1.0, "interleaved": False, "why": None}
     assert not got["tflite"]["faster"] and got["tflite"]["latency_ratio"] == 1.5
     assert "as 20 partitions (FP32: 1)" in got["tflite"]["why"]
+    # Timings from alternating rounds win over the rows' own (measured minutes apart).
+    paired = {c["format"]: c for c in int8_comparison(rows, vnni, {"tflite": {"fp32": 2.0, "int8": 1.2}})}
+    assert paired["tflite"]["interleaved"] and paired["tflite"]["latency_ratio"] == 0.6
+    assert paired["tflite"]["faster"] and paired["tflite"]["why"] is None
+    assert not paired["openvino"]["interleaved"] and paired["openvino"]["latency_ratio"] == 0.5
     no_vnni = int8_comparison(rows, {"machine": "x86_64", "int8_dot": "none"})
     assert "no int8 dot-product instructions" in next(c for c in no_vnni if c["format"] == "tflite")["why"]
