@@ -177,7 +177,11 @@ class Continuation:
         meta = load_checkpoint(self.init)
         digest = hashlib.sha256(Path(self.init).read_bytes()).hexdigest()
         prior = _prior_card(Path(self.init), digest)
-        return {"weights": Path(self.init).name, "sha256": digest, "epochs_before": int(meta.get("epoch", 0)),
+        # The start weights may themselves come from a continued stage: count every earlier stage.
+        earlier = (prior.get("recipe") or {}).get("continued") or {}
+        return {"weights": Path(self.init).name, "sha256": digest,
+                "epochs_before": int(meta.get("epoch", 0)) + int(earlier.get("epochs_before") or 0),
+                "stages_before": int(earlier.get("stages_before") or 1) + (1 if earlier else 0),
                 "train_seconds_before": float(prior.get("train_seconds") or 0.0),
                 "metrics_before": prior.get("metrics"), "epochs": self.epochs, "lr": self.lr,
                 "input_size": self.input_size}
@@ -299,11 +303,14 @@ def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
     before = facts.get("metrics_before") or {}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in before.items() if isinstance(v, float))
     flags = "".join(f" --{k.replace('_', '-')} {facts[k]}" for k in ("epochs", "lr", "input_size") if facts.get(k))
-    return (f"Trained in two stages. First {facts['epochs_before']} epochs (weights `{facts['weights']}`, sha256 "
-            f"`{facts['sha256'][:16]}…`, {facts['train_seconds_before'] / 3600:.2f} h"
+    before = int(facts.get("stages_before") or 1)
+    words = {2: "two", 3: "three", 4: "four"}
+    total, earlier = words.get(before + 1, str(before + 1)), ("First" if before == 1 else f"First {before} stages,")
+    return (f"Trained in {total} stages. {earlier} {facts['epochs_before']} epochs (weights `{facts['weights']}`, "
+            f"sha256 `{facts['sha256'][:16]}…`, {facts['train_seconds_before'] / 3600:.2f} h"
             + (f"; held-out {shown}" if shown else "") + "), then a stage continued from them with everything "
             f"trainable, a fresh AdamW and a cosine schedule over the stage (best checkpoint: epoch {epochs}); "
-            f"the wall time above counts both. The second stage: `python -m converters.train.recipes {name} "
+            f"the wall time above counts all stages. The last stage: `python -m converters.train.recipes {name} "
             f"--init {facts['weights']}{flags}`.")
 
 

@@ -425,6 +425,11 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
     # re-publishing later (no --init) still knows the stage: the facts live in the run folder
     again = recipes.run_recipe("tiny_cls", runs=tmp_path / "runs", train=False, weights_dir=wd, progress=False)
     assert again["card"]["recipe"]["continued"] == facts and again["card"]["status"] == "final"
+    # a third stage from the second's shipped weights counts both earlier stages
+    third = recipes.Continuation(wd / "tiny_cls.pt", epochs=1, lr=1e-3).describe()
+    assert (third["stages_before"], third["epochs_before"]) == (2, 3 + 1)
+    assert third["train_seconds_before"] == card["train_seconds"] and third["metrics_before"] == card["metrics"]
+    assert "Trained in three stages. First 2 stages, 4 epochs" in recipes._stage_note("tiny_cls", third, 1)
     # a missing start file, and stage flags without --init / with 'all'
     with pytest.raises(FileNotFoundError, match="--init expected a checkpoint file"):
         recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False,
