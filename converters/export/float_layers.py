@@ -7,6 +7,10 @@ from each graph output through the non-weighted operators (decode arithmetic, re
 activations) up to and including the first weighted layer (convolution / matrix multiply) on each path.
 Those nodes are excluded from quantisation (ONNX ``nodes_to_exclude``, NNCF ``IgnoredScope``, an
 ai-edge-quantizer ``NO_QUANTIZE`` entry) and listed in the contract's ``float_layers``.
+
+``depth`` widens the tail to the ``depth``-th weighted layer on each path: a decoupled detection head whose
+full-integer INT8 model misses the accuracy gate (TFLite's int8 concatenations share one scale, so a
+head's branches lose resolution there) usually passes with ``depth=2`` at a small cost in size and speed.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import logging
 from collections import deque
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
-__all__ = ["onnx_tail", "openvino_tail", "tflite_tail", "walk_tail"]
+__all__ = ["check_depth", "onnx_tail", "openvino_tail", "tflite_tail", "walk_tail"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,40 +30,55 @@ _OV_WEIGHTED = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "M
 _TFLITE_WEIGHTED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"}
 
 
+def check_depth(depth: Any) -> int:
+    """``depth`` as an int >= 1 (``True`` means 1); raises ``ValueError`` otherwise."""
+    if depth is True:
+        return 1
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"float tail depth: expected an int >= 1 (weighted layers kept in float on each output "
+                         f"path), got {depth!r}")
+    return depth
+
+
 def walk_tail(outputs: Iterable[Any], parents: Callable[[Any], List[Any]], is_weighted: Callable[[Any], bool],
-              key: Callable[[Any], str]) -> List[str]:
-    """Breadth-first walk from the output nodes, stopping after the first weighted node on each path.
+              key: Callable[[Any], str], depth: int = 1) -> List[str]:
+    """Breadth-first walk from the output nodes, stopping at the ``depth``-th weighted node on each path.
 
     Args:
         outputs: nodes producing the graph outputs.
         parents: node → nodes producing its inputs (constants excluded).
         is_weighted: True for convolutions / matrix multiplies.
         key: node → its name.
+        depth: weighted layers to include on each path (1: up to and including the first).
 
     Returns:
-        Names of the tail nodes (empty when no weighted node was reached within :data:`MAX_TAIL` nodes).
+        Names of the tail nodes (empty when no weighted node was reached within :data:`MAX_TAIL` nodes; a
+        path with fewer than ``depth`` weighted layers is kept whole).
     """
-    seen: Dict[str, Any] = {}
-    queue = deque(outputs)
+    depth = check_depth(depth)
+    seen: Dict[str, int] = {}  # name -> fewest weighted nodes passed on the way from an output
+    queue = deque((node, 0) for node in outputs)
     reached = False
     while queue:
-        node = queue.popleft()
+        node, passed = queue.popleft()
         name = key(node)
-        if name in seen:
+        if name in seen and seen[name] <= passed:
             continue
-        seen[name] = node
+        seen[name] = passed
         if len(seen) > MAX_TAIL:
             logger.info("no weighted layer within %d nodes of the outputs; nothing kept in float", MAX_TAIL)
             return []
         if is_weighted(node):
             reached = True
-            continue
-        queue.extend(parents(node))
+            passed += 1
+            if passed >= depth:
+                continue
+        queue.extend((parent, passed) for parent in parents(node))
     return list(seen) if reached else []
 
 
-def onnx_tail(model: Any) -> List[str]:
-    """Tail node names of an ``onnx.ModelProto``."""
+def onnx_tail(model: Any, depth: int = 1) -> List[str]:
+    """Tail node names of an ``onnx.ModelProto`` (``depth``: as :func:`walk_tail`)."""
     producer = {out: n for n in model.graph.node for out in n.output}
     consts = {i.name for i in model.graph.initializer}
 
@@ -68,11 +87,12 @@ def onnx_tail(model: Any) -> List[str]:
                 and producer[i].op_type != "Constant"]
 
     starts = [producer[o.name] for o in model.graph.output if o.name in producer]
-    return walk_tail(starts, parents, lambda n: n.op_type in _ONNX_WEIGHTED, lambda n: n.name)
+    return walk_tail(starts, parents, lambda n: n.op_type in _ONNX_WEIGHTED, lambda n: n.name, depth)
 
 
-def openvino_tail(model: Any) -> List[str]:
-    """Tail node friendly names of an ``openvino.Model`` (for ``nncf.IgnoredScope(names=...)``)."""
+def openvino_tail(model: Any, depth: int = 1) -> List[str]:
+    """Tail node friendly names of an ``openvino.Model`` (for ``nncf.IgnoredScope(names=...)``; ``depth``: as
+    :func:`walk_tail`)."""
     def parents(node: Any) -> List[Any]:
         out = []
         for i in range(node.get_input_size()):
@@ -82,11 +102,12 @@ def openvino_tail(model: Any) -> List[str]:
         return out
 
     starts = [r.input_value(0).get_node() for r in model.get_results()]
-    return walk_tail(starts, parents, lambda n: n.get_type_name() in _OV_WEIGHTED, lambda n: n.get_friendly_name())
+    return walk_tail(starts, parents, lambda n: n.get_type_name() in _OV_WEIGHTED, lambda n: n.get_friendly_name(),
+                     depth)
 
 
-def tflite_tail(data: bytes) -> List[Tuple[str, str]]:
-    """Tail ops of a float ``.tflite`` model.
+def tflite_tail(data: bytes, depth: int = 1) -> List[Tuple[str, str]]:
+    """Tail ops of a float ``.tflite`` model (``depth``: as :func:`walk_tail`).
 
     Returns:
         ``[(op name, first output tensor name), ...]``; the tensor names are what ai-edge-quantizer
@@ -114,5 +135,5 @@ def tflite_tail(data: bytes) -> List[Tuple[str, str]]:
                 if int(t) in producer]
 
     starts = [producer[int(t)] for t in sg.outputs if int(t) in producer]
-    tail = walk_tail(starts, parents, lambda i: op_name(sg.operators[i]) in _TFLITE_WEIGHTED, str)
+    tail = walk_tail(starts, parents, lambda i: op_name(sg.operators[i]) in _TFLITE_WEIGHTED, str, depth)
     return [(op_name(sg.operators[int(i)]), tensor_name(int(sg.operators[int(i)].outputs[0]))) for i in tail]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -127,7 +127,7 @@ class TensorReader:
         self._it = None
 
 
-def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray, keep_float: bool = True,
+def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray, keep_float: Union[bool, int] = True,
               progress: bool = True, activations: str = "uint8") -> List[str]:
     """Static INT8 QDQ quantisation.
 
@@ -136,7 +136,8 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
         dst: output path.
         input_name: the model input.
         calibration: ``(N, 1, 3, H, W)`` float32 pre-processed calibration tensors.
-        keep_float: leave the output tail (:func:`converters.export.float_layers.onnx_tail`) in float.
+        keep_float: leave the output tail (:func:`converters.export.float_layers.onnx_tail`) in float; an int
+            n >= 1 widens it to the n-th weighted layer on each output path (True: 1).
         progress: tqdm bar while calibrating.
         activations: ``"uint8"`` (U8S8, asymmetric; the default: ONNX Runtime's fast x86 path) or
             ``"int8"`` (S8S8, symmetric).
@@ -165,7 +166,7 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"onnx int8: quant_pre_process of {src.name} failed: {exc}") from exc
-        excluded = onnx_tail(onnx.load(str(pre))) if keep_float else []
+        excluded = onnx_tail(onnx.load(str(pre)), int(keep_float)) if keep_float else []
         reader = TensorReader(input_name, calibration,
                               bar=bar(total=len(calibration), desc="calibrate onnx int8", enabled=progress))
         try:

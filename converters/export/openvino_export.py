@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def openvino_from_onnx(onnx_path: Path, xml_path: Path, *, fp16: bool) -> Path:
     return xml_path
 
 
-def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float: bool, desc: str,
+def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float: Union[bool, int], desc: str,
                          progress: bool) -> Tuple[Any, List[str], Any, Any]:
     """What both INT8 paths start from: the converted model, the float-tail node names, the calibration
     ``nncf.Dataset`` (ticking a progress bar) and that bar (close it when done)."""
@@ -69,7 +69,7 @@ def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float
     from .progress import bar
 
     model = _convert(onnx_path)
-    names = openvino_tail(model) if keep_float else []
+    names = openvino_tail(model, int(keep_float)) if keep_float else []
     progress_bar = bar(total=len(calibration), desc=desc, enabled=progress)
 
     def transform(x: np.ndarray) -> np.ndarray:
@@ -80,7 +80,7 @@ def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float
     return model, names, nncf.Dataset(list(calibration), transform), progress_bar
 
 
-def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, keep_float: bool = True,
+def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, keep_float: Union[bool, int] = True,
                   progress: bool = True) -> List[str]:
     """INT8 IR with NNCF post-training quantisation.
 
@@ -88,7 +88,8 @@ def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, k
         onnx_path: FP32 ONNX model.
         xml_path: output IR.
         calibration: ``(N, 1, 3, H, W)`` float32 pre-processed tensors.
-        keep_float: keep the output tail (:func:`converters.export.float_layers.openvino_tail`) in float.
+        keep_float: keep the output tail (:func:`converters.export.float_layers.openvino_tail`) in float; an
+            int n >= 1 widens it to the n-th weighted layer on each output path (True: 1).
         progress: tqdm bar while calibrating.
 
     Returns:
@@ -117,7 +118,7 @@ def openvino_int8(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray, k
 
 def openvino_int8_accuracy_control(onnx_path: Path, xml_path: Path, *, calibration: np.ndarray,
                                    tune_inputs: np.ndarray, metric_fn: Callable[[Any, List[int]], float],
-                                   max_drop: float, keep_float: bool = True, max_iterations: int = 5,
+                                   max_drop: float, keep_float: Union[bool, int] = True, max_iterations: int = 5,
                                    progress: bool = True) -> Dict[str, Any]:
     """INT8 IR with ``nncf.quantize_with_accuracy_control``.
 

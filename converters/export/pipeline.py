@@ -158,7 +158,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
            out: Union[str, Path] = "exports", calib: Any = "synthetic", val: Any = "synthetic",
            max_drop: Optional[float] = None, force: bool = False, name: Optional[str] = None,
            calib_count: int = 100, val_count: int = 200, parity_frames: int = 4, latency_runs: int = 20,
-           keep_float: bool = True, tune: Any = "auto", onnx_activations: str = "uint8",
+           keep_float: Union[bool, int] = True, tune: Any = "auto", onnx_activations: str = "uint8",
            progress: bool = True) -> ExportResult:
     """Export, quantise, check and gate a PyTorch model (see the module docstring).
 
@@ -180,7 +180,9 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
         val_count: synthetic validation items.
         parity_frames: frames for the FP32 parity check.
         latency_runs: timed ``sdk`` calls per artifact.
-        keep_float: keep the output tail in float in INT8 models.
+        keep_float: keep the output tail in float in INT8 models (up to and including the last weighted layer
+            on each output path); an int n >= 1 widens it to the n-th weighted layer from the outputs
+            (:mod:`converters.export.float_layers`); False: quantise everything.
         tune: labelled items for accuracy-aware quantisation, used when an OpenVINO INT8 model fails the
             gate (``nncf.quantize_with_accuracy_control`` then reverts its costliest layers to float and
             the result is gated again on the held-out set): ``"synthetic"``, a folder, a dataset, None
@@ -208,6 +210,13 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
 
     formats = [f for f in _ORDER if f in _choices(to, FORMATS, "to")]
     precisions = _choices(precision, PRECISIONS, "precision")
+    if not isinstance(keep_float, bool):
+        from .float_layers import check_depth
+
+        try:
+            keep_float = check_depth(keep_float)
+        except ValueError as exc:
+            raise ExportError(f"keep_float: {exc}") from None
     out = Path(out)
     module, spec, example = _spec_and_module(model, example_input, contract)
     spec, hw = _check_input(spec, example)
@@ -345,13 +354,14 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
         "weights_sha256": weights_hash, "host": host, "rows": result.rows,
         "int8_vs_fp32": int8_comparison(result.rows, host, interleaved), "rejected": [r["file"] for r in result.rejected],
         "warnings": warnings_list, "seconds": round(time.perf_counter() - t_start, 1),
+        "float_depth": int(keep_float) if "int8" in precisions else None,
     }
     result.report = write_reports(out, summary)
     return result
 
 
 def _with_accuracy_control(first: Dict[str, Any], onnx_src: Path, path: Path, *, base_args: Dict[str, Any],
-                           calib_nchw: np.ndarray, tuning: Dict[str, Any], reference: Any, keep_float: bool,
+                           calib_nchw: np.ndarray, tuning: Dict[str, Any], reference: Any, keep_float: Union[bool, int],
                            max_drop: float, progress: bool, convert_s: float,
                            check: Dict[str, Any]) -> Tuple[Dict[str, Any], float]:
     """Re-quantise a gate-rejected OpenVINO INT8 model with accuracy control and check it again.
@@ -440,7 +450,9 @@ def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames:
             elif not gate_result.accepted:
                 reasons.append(f"{gate_result.metric} dropped by {gate_result.drop:.4f} (from "
                                f"{gate_result.reference:.4f} to {gate_result.converted:.4f}), over the limit "
-                               f"{gate_result.max_drop:.4f}")
+                               f"{gate_result.max_drop:.4f}" + (
+                                   "; a deeper float tail often recovers it (edgesdk convert --float-depth N, "
+                                   "export(keep_float=N))" if prec == "int8" else ""))
         latency = measure_latency(model, runs=latency_runs)
         backend = getattr(model.backend, "name", "?")
         described = model.backend.describe() if hasattr(model.backend, "describe") else {}

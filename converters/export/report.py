@@ -99,6 +99,10 @@ def _why_not_faster(fmt: str, fp32: Mapping[str, Any], int8: Mapping[str, Any], 
     return "the INT8 model was not faster on this host's runtime"
 
 
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
+
+
 def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
     """Write ``report.json`` (``summary`` as is) and ``report.md`` into ``out_dir``.
 
@@ -116,6 +120,10 @@ def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
     lines = [f"# Export report: {summary.get('model', '?')}", ""]
     lines.append(f"- task: {summary.get('task')}; calibration: {summary.get('calibration')}; "
                  f"validation: {summary.get('validation')}")
+    if summary.get("float_depth") is not None:
+        depth = summary["float_depth"]
+        lines.append(f"- INT8 float tail: " + (f"each output back to its {_ordinal(depth)} weighted layer kept in "
+                                                  f"float" if depth else "none (everything quantised)"))
     host = summary.get("host") or {}
     if host:
         lines.append(f"- host: {host.get('cpu', '?')} ({host.get('cores', '?')} cores; int8 dot-product: "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def tflite_fp16(src: Path, dst: Path) -> Path:
     return dst
 
 
-def tflite_int8(src: Path, dst: Path, *, input_name: str, calibration_nhwc: np.ndarray, keep_float: bool = True,
+def tflite_int8(src: Path, dst: Path, *, input_name: str, calibration_nhwc: np.ndarray, keep_float: Union[bool, int] = True,
                 progress: bool = True) -> Tuple[List[str], Optional[Tuple[float, int]]]:
     """Full-integer static INT8 (int8 input), the output tail in float.
 
@@ -132,7 +132,8 @@ def tflite_int8(src: Path, dst: Path, *, input_name: str, calibration_nhwc: np.n
         dst: output path.
         input_name: the signature's input name.
         calibration_nhwc: ``(N, 1, H, W, 3)`` float32 pre-processed tensors.
-        keep_float: keep the output tail in float.
+        keep_float: keep the output tail in float; an int n >= 1 widens it to the n-th weighted layer on each
+            output path (True: 1).
         progress: tqdm bar while calibrating.
 
     Returns:
@@ -147,7 +148,7 @@ def tflite_int8(src: Path, dst: Path, *, input_name: str, calibration_nhwc: np.n
     from .float_layers import tflite_tail
     from .progress import bar
 
-    tail = tflite_tail(src.read_bytes()) if keep_float else []
+    tail = tflite_tail(src.read_bytes(), int(keep_float)) if keep_float else []
     progress_bar = bar(total=len(calibration_nhwc), desc="calibrate tflite int8", enabled=progress)
 
     class Samples:
