@@ -8,9 +8,9 @@ activations) up to and including the first weighted layer (convolution / matrix 
 Those nodes are excluded from quantisation (ONNX ``nodes_to_exclude``, NNCF ``IgnoredScope``, an
 ai-edge-quantizer ``NO_QUANTIZE`` entry) and listed in the contract's ``float_layers``.
 
-``depth`` widens the tail to the ``depth``-th weighted layer on each path: a decoupled detection head whose
-full-integer INT8 model misses the accuracy gate (TFLite's int8 concatenations share one scale, so a
-head's branches lose resolution there) usually passes with ``depth=2`` at a small cost in size and speed.
+``depth`` widens the tail to the ``depth``-th weighted layer on each path, for a model whose INT8 export
+misses the accuracy gate. An example is a decoupled detection head: the shipped YOLO-nano's full-integer
+TFLite model lost 0.0117 mAP50 at depth 1 and 0.0036 at depth 2, at a small cost in size and speed.
 """
 from __future__ import annotations
 
