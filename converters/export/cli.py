@@ -42,6 +42,17 @@ def add_model_arguments(p: argparse.ArgumentParser, *, out_required: bool = True
     return p
 
 
+def _depth(text: str) -> int:
+    """``--float-depth``: an int >= 0 (0: quantise everything)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0 (0: no float tail), got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgesdk convert",
                                 description="Export a model to ONNX / TFLite / OpenVINO, quantise it, check it "
@@ -54,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx-activations", choices=("uint8", "int8"), default="uint8",
                    help="ONNX INT8 activations: uint8 (U8S8, default: ONNX Runtime's fast x86 kernels) or int8 (S8S8)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")
-    p.add_argument("--float-depth", type=int, default=1, metavar="N",
+    p.add_argument("--float-depth", type=_depth, default=1, metavar="N",
                    help="INT8 models keep the layers from each output back to the N-th weighted layer in float "
                         "(default 1: the last convolution and the decode after it; 2 helps detection heads that "
                         "miss the gate; 0: quantise everything)")

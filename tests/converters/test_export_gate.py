@@ -250,6 +250,15 @@ def test_cli_refuses_to_tune_on_the_gate_items(tmp_path: Path, capsys: pytest.Ca
     assert "--tune: expected items other than the gate's --val" in capsys.readouterr().err
 
 
+def test_cli_float_depth_must_be_a_non_negative_int(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for bad in ("-1", "two"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["mobilenet", "--out", str(tmp_path / "o"), "--float-depth", bad])
+        assert exc.value.code == 2
+        assert f"expected an int >= 0 (0: no float tail), got '{bad}'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_input_size_not_divisible_by_stride(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     status = cli.main(["yolo_nano", "--input-size", "100", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
