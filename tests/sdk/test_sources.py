@@ -356,16 +356,29 @@ def test_camera_vanishing_mid_stream_is_a_clear_error(tmp_path):
     _write_video(tmp_path / "cam.avi", 5)
     node = tmp_path / "video9"
     node.write_bytes(b"")
-    reader = OpenCVReader(str(tmp_path / "cam.avi"), "any", uri="/dev/video9", live=True, reconnectable=True,
-                          device_path=str(node))
+
+    class Unplugged(OpenCVReader):
+        """Removes the device node after its 2nd frame, in the capture thread itself. (Removing it from the
+        consumer raced with the capture thread reaching the file's end first, a plain read failure.)"""
+
+        reads = 0
+
+        def read(self):  # noqa: ANN201
+            out = super().read()
+            Unplugged.reads += 1
+            if Unplugged.reads == 2:
+                node.unlink(missing_ok=True)
+            return out
+
+    reader = Unplugged(str(tmp_path / "cam.avi"), "any", uri="/dev/video9", live=True, reconnectable=True,
+                       device_path=str(node))
     source = Source(reader, uri="/dev/video9", kind="v4l2", max_retries=2, backoff=0.01)
     got = []
     with pytest.raises(SourceError, match="no such device"):
         with source.open():
             for frame in source:
                 got.append(frame.index)
-                if frame.index >= 1:
-                    node.unlink(missing_ok=True)
+    assert not node.exists() and Unplugged.reads >= 2
     kinds = [e.kind for e in source.events]
     assert "disconnected" in kinds and "gave_up" in kinds and "vanished" in source.events[kinds.index("disconnected")].message
     assert not edgesdk_threads()
