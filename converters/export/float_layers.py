@@ -18,7 +18,7 @@ import logging
 from collections import deque
 from typing import Any, Callable, Dict, Iterable, List, Tuple
 
-__all__ = ["check_depth", "onnx_tail", "openvino_tail", "tflite_tail", "walk_tail"]
+__all__ = ["check_depth", "tail_depth", "onnx_tail", "openvino_tail", "tflite_tail", "walk_tail"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ def check_depth(depth: Any) -> int:
         raise ValueError(f"float tail depth: expected an int >= 1 (weighted layers kept in float on each output "
                          f"path), got {depth!r}")
     return depth
+
+
+def tail_depth(keep_float: Any) -> int:
+    """The depth an INT8 exporter's ``keep_float`` asks for: ``False`` → 0 (no float tail), ``True`` → 1, an
+    int >= 1 as is; raises ``ValueError`` for anything else (0, negatives, floats, strings)."""
+    return 0 if keep_float is False else check_depth(keep_float)
 
 
 def walk_tail(outputs: Iterable[Any], parents: Callable[[Any], List[Any]], is_weighted: Callable[[Any], bool],

@@ -152,7 +152,7 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from .float_layers import onnx_tail
+    from .float_layers import onnx_tail, tail_depth
     from .progress import bar
 
     if activations not in ("int8", "uint8"):
@@ -166,7 +166,8 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
                 quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         except Exception as exc:  # noqa: BLE001
             raise ExportError(f"onnx int8: quant_pre_process of {src.name} failed: {exc}") from exc
-        excluded = onnx_tail(onnx.load(str(pre)), int(keep_float)) if keep_float else []
+        depth = tail_depth(keep_float)
+        excluded = onnx_tail(onnx.load(str(pre)), depth) if depth else []
         reader = TensorReader(input_name, calibration,
                               bar=bar(total=len(calibration), desc="calibrate onnx int8", enabled=progress))
         try:

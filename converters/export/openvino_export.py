@@ -65,11 +65,12 @@ def _quantisation_inputs(onnx_path: Path, calibration: np.ndarray, *, keep_float
     no_telemetry()
     import nncf
 
-    from .float_layers import openvino_tail
+    from .float_layers import openvino_tail, tail_depth
     from .progress import bar
 
     model = _convert(onnx_path)
-    names = openvino_tail(model, int(keep_float)) if keep_float else []
+    depth = tail_depth(keep_float)
+    names = openvino_tail(model, depth) if depth else []
     progress_bar = bar(total=len(calibration), desc=desc, enabled=progress)
 
     def transform(x: np.ndarray) -> np.ndarray:

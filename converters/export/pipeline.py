@@ -210,13 +210,12 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
 
     formats = [f for f in _ORDER if f in _choices(to, FORMATS, "to")]
     precisions = _choices(precision, PRECISIONS, "precision")
-    if not isinstance(keep_float, bool):
-        from .float_layers import check_depth
+    from .float_layers import tail_depth
 
-        try:
-            keep_float = check_depth(keep_float)
-        except ValueError as exc:
-            raise ExportError(f"keep_float: {exc}") from None
+    try:
+        depth = tail_depth(keep_float)
+    except ValueError as exc:
+        raise ExportError(f"keep_float: {exc}") from None
     out = Path(out)
     module, spec, example = _spec_and_module(model, example_input, contract)
     spec, hw = _check_input(spec, example)
@@ -354,7 +353,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
         "weights_sha256": weights_hash, "host": host, "rows": result.rows,
         "int8_vs_fp32": int8_comparison(result.rows, host, interleaved), "rejected": [r["file"] for r in result.rejected],
         "warnings": warnings_list, "seconds": round(time.perf_counter() - t_start, 1),
-        "float_depth": int(keep_float) if "int8" in precisions else None,
+        "float_depth": depth if "int8" in precisions else None,
     }
     result.report = write_reports(out, summary)
     return result

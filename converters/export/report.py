@@ -122,7 +122,7 @@ def write_reports(out_dir: Path, summary: Mapping[str, Any]) -> Dict[str, Path]:
                  f"validation: {summary.get('validation')}")
     if summary.get("float_depth") is not None:
         depth = summary["float_depth"]
-        lines.append(f"- INT8 float tail: " + (f"each output back to its {_ordinal(depth)} weighted layer kept in "
+        lines.append("- INT8 float tail: " + (f"each output back to its {_ordinal(depth)} weighted layer kept in "
                                                   f"float" if depth else "none (everything quantised)"))
     host = summary.get("host") or {}
     if host:

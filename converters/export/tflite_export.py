@@ -145,10 +145,11 @@ def tflite_int8(src: Path, dst: Path, *, input_name: str, calibration_nhwc: np.n
     from ai_edge_quantizer import quantizer, recipe
     from ai_edge_quantizer import qtyping
 
-    from .float_layers import tflite_tail
+    from .float_layers import tail_depth, tflite_tail
     from .progress import bar
 
-    tail = tflite_tail(src.read_bytes(), int(keep_float)) if keep_float else []
+    depth = tail_depth(keep_float)
+    tail = tflite_tail(src.read_bytes(), depth) if depth else []
     progress_bar = bar(total=len(calibration_nhwc), desc="calibrate tflite int8", enabled=progress)
 
     class Samples:

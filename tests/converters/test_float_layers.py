@@ -7,7 +7,7 @@ from typing import Dict, List
 import numpy as np
 import pytest
 
-from converters.export.float_layers import check_depth, walk_tail
+from converters.export.float_layers import check_depth, tail_depth, walk_tail
 
 #: out <- decode <- conv_box <- relu_b <- conv_b1 <- stem ;  decode <- conv_cls <- conv_c1 <- stem
 #: (a decoupled head: two branches of two convolutions each, merged by a weight-free decode)
@@ -45,6 +45,11 @@ def test_no_weighted_layer_means_no_tail_and_bad_depths_are_refused() -> None:
     for bad in (0, -1, 1.5, "2", False, None):
         with pytest.raises(ValueError, match="expected an int >= 1"):
             check_depth(bad)
+    # what exporters accept as keep_float: False is no tail, True the default tail, an int a deeper one
+    assert (tail_depth(False), tail_depth(True), tail_depth(2)) == (0, 1, 2)
+    for bad in (0, -1, 2.5, None):
+        with pytest.raises(ValueError, match="expected an int >= 1"):
+            tail_depth(bad)
 
 
 def _two_conv_head_onnx(path: Path) -> None:
