@@ -203,7 +203,7 @@ def _prior_card(path: Path, digest: str) -> Dict[str, Any]:
 
 
 def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s: Optional[float],
-            progress: bool, stage: Optional[Continuation] = None) -> Any:
+            progress: bool, stage: Optional[Continuation] = None, val_every: Optional[int] = None) -> Any:
     from .config import TrainConfig
 
     cfg = dict(recipe.config)
@@ -225,6 +225,8 @@ def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s:
         cfg["weights"] = str(path)
     cfg.update(out=str(runs / recipe.name), seed=cfg.get("seed", 0), threads=threads, time_limit_s=time_limit_s,
                progress=progress)
+    if val_every is not None:
+        cfg["val_every"] = val_every
     return TrainConfig(**cfg)
 
 
@@ -238,8 +240,12 @@ def _history(out: Path) -> List[Dict[str, Any]]:
 
 def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, time_limit_s: Optional[float] = None,
                publish: bool = True, train: bool = True, progress: bool = True,
-               stage: Optional[Continuation] = None, weights_dir: Optional[Path] = None) -> Dict[str, Any]:
+               stage: Optional[Continuation] = None, weights_dir: Optional[Path] = None,
+               val_every: Optional[int] = None) -> Dict[str, Any]:
     """Train (resuming when ``last.pt`` exists) and publish one recipe.
+
+    ``val_every`` validates every N epochs (and after the last) instead of the recipe's every epoch: a
+    run-level setting like ``threads`` (it changes which epoch can be picked as best, not the training).
 
     ``stage`` continues from earlier weights (:class:`Continuation`) in a run of its own; the card then
     counts the earlier wall time too and names the start weights. ``weights_dir``: where to publish
@@ -260,7 +266,8 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
     if name not in RECIPES:
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     recipe = RECIPES[name]
-    cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress, stage=stage)
+    cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress, stage=stage,
+                  val_every=val_every)
     out = Path(cfg.out)
     facts = _stage_facts(out, stage)
     result: Dict[str, Any] = {"name": name, "finished": None, "best_value": None, "card": None}
@@ -339,6 +346,16 @@ def _data_text(cfg: Any) -> str:
             f"held-out identities")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m converters.train.recipes NAME|all|list [...]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m converters.train.recipes",
@@ -355,6 +372,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="with --init: epochs of the new stage")
     parser.add_argument("--lr", type=float, default=None, help="with --init: peak learning rate of the stage")
     parser.add_argument("--input-size", type=int, default=None, help="with --init: train at this input size")
+    parser.add_argument("--val-every", type=_positive_int, default=None, metavar="N",
+                        help="validate every N epochs and after the last (default: every epoch)")
     args = parser.parse_args(argv)
     if args.init is None and (args.epochs or args.lr or args.input_size):
         parser.error("--epochs, --lr and --input-size change a continuation stage: pass --init WEIGHTS too")
@@ -378,7 +397,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         t0 = time.time()
         try:
             res = run_recipe(n, runs=Path(args.runs), threads=args.threads, time_limit_s=limit,
-                             publish=not args.no_publish, train=not args.publish_only, stage=stage)
+                             publish=not args.no_publish, train=not args.publish_only, stage=stage,
+                             val_every=args.val_every)
         except (FileNotFoundError, KeyError, ValueError) as exc:
             print(f"{n}: {exc}", file=sys.stderr)
             status = 1

@@ -439,3 +439,12 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
             recipes.main(argv)
         assert exc.value.code == 2
     assert "pass --init WEIGHTS" in capsys.readouterr().err
+    # --val-every is a run-level setting: it reaches the config, and a non-positive value is refused
+    assert recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False, stage=stage,
+                           val_every=3).val_every == 3
+    assert recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False).val_every == 1
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exc:
+            recipes.main(["tiny_cls", "--val-every", bad])
+        assert exc.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
