@@ -74,6 +74,17 @@ def labelled(n: int, n_obj: int, n_classes: int, rng: np.random.Generator,
     return boxes, scores, cls.astype(np.int64)
 
 
+def weak(n: int, n_classes: int, rng: np.random.Generator,
+         size: int = 320) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What an anchor-based detector gives at an evaluation threshold like 0.001: candidates on anchors
+    all over the image, low scores, several classes per anchor; most survive NMS."""
+    xy = rng.uniform(0, size, (n, 2))
+    wh = np.exp(rng.uniform(np.log(8), np.log(200), (n, 2)))
+    boxes = np.clip(np.concatenate([xy - wh / 2, xy + wh / 2], axis=1), 0, size).astype(np.float32)
+    scores = (0.001 + rng.exponential(0.02, n)).astype(np.float32)
+    return boxes, scores, rng.integers(0, n_classes, n).astype(np.int64)
+
+
 def uniform(n: int, rng: np.random.Generator, size: int = 640) -> Tuple[np.ndarray, np.ndarray]:
     """Adversarial set: (n, 4) float32 boxes spread over the image, (n,) uniform float32 scores."""
     xy = rng.uniform(0, size, (n, 2))
@@ -163,21 +174,26 @@ def main(argv: List[str] = None) -> int:
         print(f"{name:<22}{len(got):>6}{med['sdk'] * 1e6:10.1f}{med['tv'] * 1e6:10.1f}{ratio:8.2f}"
               f"{'<=' + format(target, '.1f'):>8}{cv2_us}{cv2_ratio}{cv2_kept:>10}")
     print(f"\nclass-aware: sdk.ops.batched_nms vs torchvision.ops.batched_nms (no target; for information)\n")
-    header = f"{'case':<30}{'kept':>6}{'sdk us':>10}{'tv us':>10}{'sdk/tv':>8}"
+    header = f"{'case':<32}{'kept':>6}{'sdk us':>10}{'tv us':>10}{'sdk/tv':>8}"
     print(header)
     print("-" * len(header))
-    for n, n_obj, n_classes in ((300, 10, 8), (1000, 30, 80)):
-        boxes, scores, cls = labelled(n, n_obj, n_classes, rng)
+    cases = [(f"labelled {n} ({n_obj} obj, {c} cls)", labelled(n, n_obj, c, rng))
+             for n, n_obj, c in ((300, 10, 8), (1000, 30, 80), (3000, 60, 80), (8400, 100, 80))]
+    cases.append(("weak 20000 (8 cls, SSD@0.001)", weak(20000, 8, rng)))
+    for name, (boxes, scores, cls) in cases:
+        n = len(boxes)
         tb, ts, tc = torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(cls)
         expected = torchvision.ops.batched_nms(tb, ts, tc, args.iou).numpy()
         got = batched_nms(boxes, scores, cls, args.iou)
-        if not np.array_equal(got, expected):
+        # above 1000 boxes torchvision orders equal scores with an unstable sort: compare the kept sets
+        same = (np.array_equal(got, expected) if n <= 1000 else
+                (set(got.tolist()) == set(expected.tolist()) and np.array_equal(scores[got], scores[expected])))
+        if not same:
             print(f"batched {n}: MISMATCH with torchvision ({len(got)} vs {len(expected)} kept)")
             return 1
         med = time_interleaved({"sdk": lambda: batched_nms(boxes, scores, cls, args.iou),
                                 "tv": lambda: torchvision.ops.batched_nms(tb, ts, tc, args.iou)}, args.rounds)
-        name = f"labelled {n} ({n_obj} obj, {n_classes} cls)"
-        print(f"{name:<30}{len(got):>6}{med['sdk'] * 1e6:10.1f}{med['tv'] * 1e6:10.1f}{med['sdk'] / med['tv']:8.2f}")
+        print(f"{name:<32}{len(got):>6}{med['sdk'] * 1e6:10.1f}{med['tv'] * 1e6:10.1f}{med['sdk'] / med['tv']:8.2f}")
     print("\nsdk results identical to torchvision on every case.")
     print("all targets met" if ok else "some targets missed")
     return 0

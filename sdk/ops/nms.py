@@ -71,7 +71,7 @@ class _Scratch:
         self.capacity = pairs
         self.values = np.empty(5 * pairs, self.dtype)
         self.zeros = np.zeros(2 * pairs, self.dtype)
-        self.flags = np.empty(2 * pairs, bool)
+        self.flags = np.empty(pairs, bool)
         self._views.clear()
 
     def views(self, k: int, m: int, n_clip: int) -> tuple:
@@ -83,7 +83,7 @@ class _Scratch:
                 self._allocate(max(km, _CHUNK_PAIRS))
             p = self.values[: 5 * km].reshape(5, k, m)
             v = (p, p[:4], p[:2], p[2:4], p[:n_clip], self.zeros[: n_clip * km].reshape(n_clip, k, m),
-                 p[0], p[1], p[4], self.flags[:km].reshape(k, m), self.flags[km: 2 * km].reshape(k, m))
+                 p[0], p[1], p[4], self.flags[:km].reshape(k, m))
             if len(self._views) > 512:
                 self._views.clear()
             self._views[key] = v
@@ -189,8 +189,7 @@ def _threshold_in(dtype: np.dtype, thr: float) -> np.floating:
 
 
 def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws: _Scratch,
-                        n_clip: int, rows_cls: Optional[np.ndarray] = None,
-                        cols_cls: Optional[np.ndarray] = None) -> np.ndarray:
+                        n_clip: int) -> np.ndarray:
     """``iou(rows[i], cols[j]) > thr`` for every pair, with torchvision's float arithmetic.
 
     Args:
@@ -201,13 +200,11 @@ def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws
         n_clip: 2 clamps both intersection sides at 0 like torchvision. 1 clamps only the width,
             which gives the same decisions when every box has ``x2 >= x1``, ``y2 >= y1`` and the
             threshold is >= 0 (a negative height then makes the IoU negative instead of 0).
-        rows_cls, cols_cls: optional (K,) and (M,) class ids; pairs of different classes never
-            suppress each other.
 
     Returns:
         (K, M) bool view into the scratch buffers (valid until the next call).
     """
-    p, corners, wh, far, clip, zeros, inter, height, union, g, same = ws.views(
+    p, corners, wh, far, clip, zeros, inter, height, union, g = ws.views(
         rows.shape[1], cols.shape[1], n_clip)
     # max(x1_i, x1_j), max(y1_i, y1_j), -min(x2_i, x2_j), -min(y2_i, y2_j): one call for four planes.
     if g.size <= _BROADCAST_MAX_PAIRS:  # small: fewer calls beat faster loops
@@ -223,9 +220,6 @@ def _suppression_matrix(rows: np.ndarray, cols: np.ndarray, thr: np.floating, ws
     np.subtract(union, inter, out=union)
     np.divide(inter, union, out=union)
     np.greater(union, thr, out=g)
-    if rows_cls is not None:
-        np.equal(rows_cls[:, None], cols_cls[None, :], out=same)
-        np.logical_and(g, same, out=g)
     return g
 
 
@@ -311,8 +305,7 @@ def _prepare(boxes: np.ndarray, order: np.ndarray, thr: float) -> tuple:
     return state, n_clip
 
 
-def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Optional[int],
-                classes: Optional[np.ndarray] = None) -> np.ndarray:
+def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Optional[int]) -> np.ndarray:
     """Greedy NMS of ``boxes`` (N, 4) in their compute dtype, visited in ``order``.
 
     Args:
@@ -320,7 +313,6 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
         order: (N,) visiting order (falling score).
         thr: IoU threshold (suppress when IoU > thr).
         max_output: stop after this many kept boxes (None: no limit).
-        classes: optional (N,) class ids; boxes of different classes do not interact.
 
     Returns:
         int64 array (K,) of kept indices in visiting order.
@@ -336,22 +328,18 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
     ws = _WORKSPACE.get(dtype)
     state, n_clip = _prepare(boxes, order, thr)
     index = order
-    cls = None if classes is None else classes[order]
     kept_parts = []
     n_kept = 0
     # 0/0 (two zero-area boxes) is NaN and never suppresses, exactly as in torchvision.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         while True:
             if n <= _FINAL:
-                g = _suppression_matrix(state, state, t, ws, n_clip, cls, cls)
+                g = _suppression_matrix(state, state, t, ws, n_clip)
                 kept_parts.append(index[_block_greedy(g, n)])
                 break
             b = _BLOCK
             single = b * n <= _SINGLE_PASS_PAIRS
-            block = state[:, :b]
-            cb = None if cls is None else cls[:b]
-            g = _suppression_matrix(block, state if single else block, t, ws, n_clip, cb,
-                                    cls if single else cb)
+            g = _suppression_matrix(state[:, :b], state if single else state[:, :b], t, ws, n_clip)
             kept = _block_greedy(g, b)
             kept_parts.append(index[kept])
             n_kept += len(kept)
@@ -361,21 +349,16 @@ def _greedy_nms(boxes: np.ndarray, order: np.ndarray, thr: float, max_output: Op
                 alive = g[kept, b:].any(axis=0)
             else:
                 rows = state[:, kept]
-                rows_cls = None if cls is None else cls[kept]
                 rest = n - b
                 step = max(1, _CHUNK_PAIRS // len(kept))
                 alive = np.empty(rest, bool)
                 for lo in range(0, rest, step):
                     hi = min(rest, lo + step)
-                    sub_cls = None if cls is None else cls[b + lo: b + hi]
-                    g = _suppression_matrix(rows, state[:, b + lo: b + hi], t, ws, n_clip, rows_cls,
-                                            sub_cls)
+                    g = _suppression_matrix(rows, state[:, b + lo: b + hi], t, ws, n_clip)
                     g.any(axis=0, out=alive[lo:hi])
             np.logical_not(alive, out=alive)
             state = state[:, b:][:, alive]
             index = index[b:][alive]
-            if cls is not None:
-                cls = cls[b:][alive]
             n = index.shape[0]
             if n == 0:
                 break
@@ -431,6 +414,43 @@ def _check_class_ids(class_ids: Any, n: int) -> np.ndarray:
     return c
 
 
+def _per_class_nms(boxes: np.ndarray, order: np.ndarray, classes: np.ndarray, thr: float,
+                   limit: Optional[int]) -> np.ndarray:
+    """Class-aware greedy NMS as one NMS per class (torchvision's choice for large inputs).
+
+    Per class, the pairs are the same as in one class-masked pass, but the IoU matrices hold only
+    same-class pairs: with C classes about C times fewer. Measured here, this beat one masked pass
+    from 15 boxes per class on average (1200 boxes, 80 classes: 2.5 vs 3.3 ms) up to 3000 per class (an
+    SSD's 24,170 candidates at conf 0.001 in 8 classes: 74 ms vs 598 ms; torchvision 187 ms).
+
+    Args:
+        boxes: (N, 4) boxes in their compute dtype.
+        order: (N,) indices by falling score (ties in input order).
+        classes: (N,) int class ids.
+        thr: IoU threshold.
+        limit: stop after this many kept boxes overall (None: no limit).
+
+    Returns:
+        int64 (K,) kept indices by falling score (ties in input order).
+    """
+    ranked = classes[order]
+    by_class = np.argsort(ranked, kind="stable")  # ranks grouped by class, score order inside each
+    starts = np.flatnonzero(ranked[by_class[1:]] != ranked[by_class[:-1]]) + 1
+    kept_ranks = []
+    for group in np.split(by_class, starts):
+        if group.shape[0] == 1:
+            kept_ranks.append(group)
+            continue
+        # _greedy_nms returns the visited entries it keeps; visiting ranks gives ranks back.
+        local = _greedy_nms(boxes[order[group]], np.arange(group.shape[0]), thr, limit)
+        kept_ranks.append(group[local])
+    ranks = np.concatenate(kept_ranks)
+    ranks.sort()
+    if limit is not None:
+        ranks = ranks[:limit]
+    return np.ascontiguousarray(order[ranks], dtype=np.int64)
+
+
 def batched_nms(boxes: Any, scores: Any, class_ids: Any, iou_threshold: float, *,
                 max_output: Optional[int] = None) -> np.ndarray:
     """Class-aware NMS: boxes of different classes never suppress each other.
@@ -465,7 +485,7 @@ def batched_nms(boxes: Any, scores: Any, class_ids: Any, iou_threshold: float, *
         return np.empty(0, np.int64)
     order = _descending_order(s)
     if b.size > _TV_BATCHED_NUMEL:
-        return _greedy_nms(b, order, thr, limit, classes=c)
+        return _per_class_nms(b, order, c, thr, limit)
     # torchvision's coordinate trick, in the same dtype and operation order.
     one = b.dtype.type(1)
     offsets = c.astype(b.dtype) * (b.max() + one)

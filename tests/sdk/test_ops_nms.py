@@ -632,6 +632,24 @@ def test_nms_and_batched_nms_match_torchvision_large(n: int) -> None:
                 assert_same_up_to_tied_order(got, expected, scores)
 
 
+def test_batched_nms_per_class_path_on_a_low_threshold_detector_output() -> None:
+    """An SSD decoded at conf 0.001 gives tens of thousands of weak, mostly kept candidates: the
+    per-class path (one NMS per class) must equal torchvision there, with classes of one box, and
+    with ``max_output`` cutting across classes."""
+    torch, torchvision = _tv()
+    rng = np.random.default_rng(7)
+    boxes, scores = uniform_boxes(rng, 6000)
+    classes = rng.integers(0, 8, 6000)
+    classes[:3] = [20, 21, 22]  # classes with a single box
+    tb, ts, tc = torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes)
+    for thr in (0.3, 0.55):
+        expected = torchvision.ops.batched_nms(tb, ts, tc, thr).numpy()
+        got = ops.batched_nms(boxes, scores, classes, thr)
+        assert_same_up_to_tied_order(got, expected, scores)
+        assert set(range(3)) <= set(got.tolist()) and len(got) > 1000  # mostly kept
+        assert_same(ops.batched_nms(boxes, scores, classes, thr, max_output=777), got[:777])
+
+
 def test_batched_nms_matches_torchvision_random() -> None:
     torch, torchvision = _tv()
     for seed in range(200):
