@@ -161,6 +161,8 @@ class SSDLite(ZooModel, SSD):
         reduced_tail: MobileNetV3's reduced last stage (torchvision uses it when the backbone is not
             ImageNet-pretrained; pass False to load an ImageNet MobileNetV3-Large trunk).
         score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing.
+        anchor_scales: ``(min_ratio, max_ratio)`` of ``DefaultBoxGenerator``: the default-box sizes of
+            the first and last feature maps, as fractions of the input side.
     """
 
     family = "ssdlite"
@@ -168,11 +170,12 @@ class SSDLite(ZooModel, SSD):
 
     def __init__(self, *, variant: str, num_classes: int, labels: Sequence[str], input_hw: Tuple[int, int],
                  width_mult: float, reduced_tail: bool, score_thresh: float, nms_thresh: float,
-                 detections_per_img: int, topk_candidates: int) -> None:
+                 detections_per_img: int, topk_candidates: int,
+                 anchor_scales: Tuple[float, float] = (MIN_RATIO, MAX_RATIO)) -> None:
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
         backbone, trunk_keys = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
                                                   norm_layer=norm_layer)
-        anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=MIN_RATIO, max_ratio=MAX_RATIO)
+        anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=anchor_scales[0], max_ratio=anchor_scales[1])
         h, w = input_hw
         shapes = _feature_shapes(backbone, h, w)
         out_channels = [s[1] for s in shapes]
@@ -190,6 +193,7 @@ class SSDLite(ZooModel, SSD):
             "variant": variant, "num_classes": num_classes, "labels": list(labels), "input_size": list(input_hw),
             "width_mult": width_mult, "reduced_tail": reduced_tail, "score_thresh": score_thresh,
             "nms_thresh": nms_thresh, "detections_per_img": detections_per_img, "topk_candidates": topk_candidates,
+            "anchor_scales": [float(anchor_scales[0]), float(anchor_scales[1])],
         }
 
     @property
@@ -316,7 +320,8 @@ def _feature_shapes(backbone: nn.Module, h: int, w: int) -> List[Tuple[int, ...]
 def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = None,
                   labels: Optional[Sequence[str]] = None, input_size: SizeArg = 320, width_mult: float = 1.0,
                   reduced_tail: bool = True, score_thresh: float = 0.001, nms_thresh: float = 0.55,
-                  detections_per_img: int = 300, topk_candidates: int = 300) -> SSDLite:
+                  detections_per_img: int = 300, topk_candidates: int = 300,
+                  anchor_scales: Sequence[float] = (MIN_RATIO, MAX_RATIO)) -> SSDLite:
     """Build an SSD-Lite detector (random weights; nothing is downloaded).
 
     Args:
@@ -329,6 +334,11 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
             weights); False matches an ImageNet MobileNetV3-Large trunk.
         score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing
             (torchvision's SSDLite320 defaults; used by the torch reference path only).
+        anchor_scales: ``(min_ratio, max_ratio)``, 0 < min < max <= 1: default-box sizes of the first
+            and last feature maps as fractions of the input (torchvision's SSDLite320: 0.2 and 0.95,
+            i.e. 64 to 304 px at 320, made for COCO). Lower the first when most objects are smaller:
+            SSD matches each object to its default boxes by IoU, and a 20 px object overlaps a 64 px
+            box by at most 0.1.
 
     Returns:
         An :class:`SSDLite` in training mode.
@@ -348,6 +358,16 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
     for name, value in (("detections_per_img", detections_per_img), ("topk_candidates", topk_candidates)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    scales = _anchor_scales(anchor_scales)
     return SSDLite(variant=variant, num_classes=num_classes, labels=labels_t, input_hw=hw, width_mult=width_mult,
                    reduced_tail=reduced_tail, score_thresh=float(score_thresh), nms_thresh=float(nms_thresh),
-                   detections_per_img=detections_per_img, topk_candidates=topk_candidates)
+                   detections_per_img=detections_per_img, topk_candidates=topk_candidates, anchor_scales=scales)
+
+
+def _anchor_scales(value: Any) -> Tuple[float, float]:
+    """Validate ``(min_ratio, max_ratio)``: two numbers with 0 < min < max <= 1."""
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+    if not ok or not 0 < value[0] < value[1] <= 1:
+        raise ValueError(f"anchor_scales: expected (min_ratio, max_ratio) with 0 < min < max <= 1, got {value!r}")
+    return float(value[0]), float(value[1])

@@ -430,6 +430,11 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
     assert (third["stages_before"], third["epochs_before"]) == (2, 3 + 1)
     assert third["train_seconds_before"] == card["train_seconds"] and third["metrics_before"] == card["metrics"]
     assert "Trained in three stages. First 2 stages, 4 epochs" in recipes._stage_note("tiny_cls", third, 1)
+    # ... and so does a stage started from the run's own last.pt (not published): its stage.json and meta
+    last = load_checkpoint(tmp_path / "runs" / "tiny_cls" / "last.pt")
+    from_run = recipes.Continuation(tmp_path / "runs" / "tiny_cls" / "last.pt", epochs=1).describe()
+    assert (from_run["stages_before"], from_run["epochs_before"], from_run["metrics_before"]) == (2, 3 + 1, None)
+    assert from_run["train_seconds_before"] == pytest.approx(100.0 + last["train_seconds"])
     # a missing start file, and stage flags without --init / with 'all'
     with pytest.raises(FileNotFoundError, match="--init expected a checkpoint file"):
         recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False,

@@ -148,6 +148,8 @@ def test_families_and_unknown_family_lists_known_ones():
     ("mobilenet", dict(width_mult=0), r"width_mult: expected a number > 0, got 0"),
     ("mobilenet", dict(num_classes=3, labels=["a", "b"]), r"labels: expected 3 names"),
     ("ssdlite", dict(input_size=32), r"input_size: expected sides >= 64"),
+    ("ssdlite", dict(anchor_scales=(0.5, 0.2)), r"anchor_scales: expected \(min_ratio, max_ratio\) with 0 < min"),
+    ("ssdlite", dict(anchor_scales=[0.1]), r"anchor_scales: expected .* got \[0.1\]"),
     ("yolo_nano", dict(input_size=300), r"input_size: expected sides >= 64 and multiples of 32, got 300"),
     ("yolo_nano", dict(act="gelu"), r"act: expected one of"),
     ("yolo_nano", dict(max_det=0), r"max_det: expected an int >= 1, got 0"),
@@ -378,11 +380,15 @@ def test_yolo_contract_variants():
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant, size", [("v3_large", 320), ("v2", 256)])
-def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int):
+@pytest.mark.parametrize("variant, size, scales", [("v3_large", 320, (0.2, 0.95)), ("v2", 256, (0.2, 0.95)),
+                                                   ("v3_large", 320, (0.05, 0.7))])
+def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int, scales):
+    """The contract's anchors are the model's own default boxes, whatever its anchor scales."""
     from sdk.preprocess import PreprocessConfig, Preprocessor
 
-    model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size)
+    model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size, anchor_scales=scales)
+    assert model.config["anchor_scales"] == list(scales)
+    assert build_model("ssdlite", **model.config).anchors_cxcywh().equal(model.anchors_cxcywh())
     torch.manual_seed(0)
     calibrate_bn(model, torch.rand(4, 3, size, size) * 2 - 1)
     with torch.no_grad():                          # random heads with a real spread of scores and box offsets
