@@ -152,8 +152,8 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in [
                "network's input: 59 % of the objects are under 32 px and 82 % under 64 px (76 % and 98 % in the "
                "1280x720 scenes), and SSD matches each object to default boxes by IoU: a 20 px object overlaps "
                "a 64 px box by at most 0.1. The first two stages (5 + 16 epochs) used torchvision's scales and "
-               "reached mAP_small 0.002; the anchor change needs no new parameters (same boxes per location), "
-               "so the third stage continued from them."),
+               "reached validation mAP50 0.339 with mAP_small 0.027; the anchor change needs no new parameters "
+               "(same boxes per location), so the third stage continued from them."),
     ),
 ]}
 
