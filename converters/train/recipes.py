@@ -200,7 +200,8 @@ class Continuation:
             earlier = json.loads(stage_file.read_text(encoding="utf-8")) if stage_file.is_file() else {}
             seconds = float(meta.get("train_seconds") or 0.0) + float(earlier.get("train_seconds_before") or 0.0)
             metrics = None  # only validation metrics exist for it; the card's held-out numbers come at publishing
-        return {"weights": Path(self.init).name, "sha256": digest,
+        return {"weights": Path(self.init).name if prior else str(self.init), "published": bool(prior),
+                "sha256": digest,
                 "epochs_before": int(meta.get("epoch", 0)) + int(earlier.get("epochs_before") or 0),
                 "stages_before": int(earlier.get("stages_before") or 1) + (1 if earlier else 0),
                 "train_seconds_before": seconds, "metrics_before": metrics, "epochs": self.epochs, "lr": self.lr,
@@ -333,7 +334,8 @@ def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
     before = int(facts.get("stages_before") or 1)
     words = {2: "two", 3: "three", 4: "four"}
     total, earlier = words.get(before + 1, str(before + 1)), ("First" if before == 1 else f"First {before} stages,")
-    return (f"Trained in {total} stages. {earlier} {facts['epochs_before']} epochs (weights `{facts['weights']}`, "
+    source = "weights" if facts.get("published", True) else "an unpublished run checkpoint"
+    return (f"Trained in {total} stages. {earlier} {facts['epochs_before']} epochs ({source} `{facts['weights']}`, "
             f"sha256 `{facts['sha256'][:16]}…`, {facts['train_seconds_before'] / 3600:.2f} h"
             + (f"; held-out {shown}" if shown else "") + "), then a stage continued from them with everything "
             f"trainable, a fresh AdamW and a cosine schedule over the stage (best checkpoint: epoch {epochs}); "

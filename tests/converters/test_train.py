@@ -435,6 +435,9 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
     from_run = recipes.Continuation(tmp_path / "runs" / "tiny_cls" / "last.pt", epochs=1).describe()
     assert (from_run["stages_before"], from_run["epochs_before"], from_run["metrics_before"]) == (2, 3 + 1, None)
     assert from_run["train_seconds_before"] == pytest.approx(100.0 + last["train_seconds"])
+    assert from_run["published"] is False and from_run["weights"].endswith("last.pt")
+    assert "an unpublished run checkpoint `" in recipes._stage_note("tiny_cls", from_run, 1)
+    assert third["published"] is True
     # a missing start file, and stage flags without --init / with 'all'
     with pytest.raises(FileNotFoundError, match="--init expected a checkpoint file"):
         recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False,
