@@ -217,7 +217,8 @@ def _prior_card(path: Path, digest: str) -> Dict[str, Any]:
 
 
 def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s: Optional[float],
-            progress: bool, stage: Optional[Continuation] = None, val_every: Optional[int] = None) -> Any:
+            progress: bool, stage: Optional[Continuation] = None, val_every: Optional[int] = None,
+            need_weights: bool = True) -> Any:
     from .config import TrainConfig
 
     cfg = dict(recipe.config)
@@ -233,10 +234,12 @@ def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s:
     if isinstance(weights, str) and weights.startswith("recipe:"):
         dep = weights.split(":", 1)[1]
         path = runs / dep / "best.pt"
-        if not path.is_file():
+        if not path.is_file() and not need_weights:  # publishing only: the start weights are not used
+            path = None
+        elif not path.is_file():
             raise FileNotFoundError(f"{recipe.name}: expected the weights of recipe {dep!r} at {path}; run "
                                     f"`python -m converters.train.recipes {dep}` first")
-        cfg["weights"] = str(path)
+        cfg["weights"] = None if path is None else str(path)
     cfg.update(out=str(runs / recipe.name), seed=cfg.get("seed", 0), threads=threads, time_limit_s=time_limit_s,
                progress=progress)
     if val_every is not None:
@@ -281,7 +284,7 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress, stage=stage,
-                  val_every=val_every)
+                  val_every=val_every, need_weights=train)
     out = Path(cfg.out)
     facts = _stage_facts(out, stage)
     result: Dict[str, Any] = {"name": name, "finished": None, "best_value": None, "card": None}
