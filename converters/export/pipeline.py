@@ -450,8 +450,9 @@ def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames:
                 reasons.append(f"{gate_result.metric} dropped by {gate_result.drop:.4f} (from "
                                f"{gate_result.reference:.4f} to {gate_result.converted:.4f}), over the limit "
                                f"{gate_result.max_drop:.4f}" + (
-                                   "; a deeper float tail often recovers it (edgesdk convert --float-depth N, "
-                                   "export(keep_float=N))" if prec == "int8" else ""))
+                                   "; more calibration images or a deeper float tail often recover it "
+                                   "(edgesdk convert --calib-count N / --float-depth N; export(calib_count=N, "
+                                   "keep_float=N))" if prec == "int8" else ""))
         latency = measure_latency(model, runs=latency_runs)
         backend = getattr(model.backend, "name", "?")
         described = model.backend.describe() if hasattr(model.backend, "describe") else {}
