@@ -136,8 +136,8 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="ssdlite_shapes",
         description=("SSD-Lite (MobileNetV3-Large trunk, width 0.5, standard tail, default boxes of 0.05-0.7 of the "
-                     "input) detecting the 8 shape classes at 320x320 (stretch), trained on square and 16:9 scene-like synthetic images; trunk "
-                     "transferred from the synthetic-crop classifier."),
+                     "input) detecting the 8 shape classes at 320x320 (stretch), trained on square and 16:9 "
+                     "scene-like synthetic images; trunk transferred from the synthetic-crop classifier."),
         config=dict(family="ssdlite", epochs=40, batch=16, train_images=1600, val_images=150, input_size=320,
                     model={"variant": "v3_large", "width_mult": 0.5, "reduced_tail": False,
                            "anchor_scales": [0.05, 0.7]},
