@@ -234,12 +234,13 @@ def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s:
     if isinstance(weights, str) and weights.startswith("recipe:"):
         dep = weights.split(":", 1)[1]
         path = runs / dep / "best.pt"
-        if not path.is_file() and not need_weights:  # publishing only: the start weights are not used
-            path = None
-        elif not path.is_file():
+        if path.is_file():
+            cfg["weights"] = str(path)
+        elif need_weights:
             raise FileNotFoundError(f"{recipe.name}: expected the weights of recipe {dep!r} at {path}; run "
                                     f"`python -m converters.train.recipes {dep}` first")
-        cfg["weights"] = None if path is None else str(path)
+        else:  # publishing only: the start weights are not used
+            cfg["weights"] = None
     cfg.update(out=str(runs / recipe.name), seed=cfg.get("seed", 0), threads=threads, time_limit_s=time_limit_s,
                progress=progress)
     if val_every is not None:

@@ -374,6 +374,9 @@ def test_recipes_are_valid_configs_and_the_command_lists_them(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="yolo_backbone_shapes"):
         recipes._config(recipes.RECIPES["yolo_nano_shapes"], tmp_path / "empty", threads=1, time_limit_s=None,
                         progress=False)
+    # publishing only does not need the start weights of the recipe
+    assert recipes._config(recipes.RECIPES["yolo_nano_shapes"], tmp_path / "empty", threads=1, time_limit_s=None,
+                           progress=False, need_weights=False).weights is None
 
 
 def test_scene_frames_are_split_disjoint_and_mixed_in_equal_shares():
