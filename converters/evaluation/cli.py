@@ -33,8 +33,17 @@ logger = logging.getLogger(__name__)
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth")
 _SUMMARY = {"classify": ("top1", "top5"), "detect": ("map50_95", "map50", "map75", "map_small", "map_medium",
-                                                     "map_large", "ar_max"),
+                                                     "map_large", "ar_max", "agnostic_map50"),
             "embed": ("roc_auc", "eer", "eer_threshold", "tar_at_far", "threshold_at_far")}
+
+
+def confusion_line(confusion: Dict[str, Any]) -> str:
+    """One line that says where a detector's misses go, from a detection report's ``confusion`` entry."""
+    s = confusion["summary"]
+    return (f"at conf >= {confusion['conf']:g}, IoU >= {confusion['iou']:g}: of {s['objects']} objects "
+            f"{s['found_right_class']:.1%} found with the right class, {s['found_wrong_class']:.1%} with a wrong "
+            f"class, {s['missed']:.1%} missed; {s['false_positives']:.1%} of {s['detections']} detections matched "
+            f"no object")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +198,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 v = f"{v:.4f}"
             parts.append(f"{k} {v}")
         print(f"{args.model} on {args.data} ({len(dataset)} items, task {task}): " + " | ".join(parts))
+        conf = report.get("confusion")
+        if isinstance(conf, dict):
+            print(confusion_line(conf))
     return 0
 
 

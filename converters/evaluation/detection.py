@@ -24,6 +24,7 @@ import numpy as np
 from sdk.results import Detections
 
 from ..data._common import detection_item, progress as _progress
+from .detection_confusion import confusion_summary, detection_confusion_matrix
 from .predictor import check_result, predictor_name
 
 __all__ = ["evaluate_detection", "detection_metrics", "coco_library", "COCO_LIBRARIES"]
@@ -171,6 +172,17 @@ def _run_cocoeval(gt: dict, dt: dict, library: str, max_dets: int) -> tuple:
     return stats, precision, np.asarray(ev.params.iouThrs, np.float64), np.asarray(ev.params.recThrs, np.float64)
 
 
+def _agnostic_stats(gt: dict, dt: dict, library: str, max_dets: int) -> tuple:
+    """``(map50_95, map50)`` of COCOeval with every category merged into one (None without ground truth)."""
+    if not gt["annotations"]:
+        return None, None
+    one = [{"id": 1, "name": "object"}]
+    merged_gt = dict(gt, annotations=[dict(a, category_id=1) for a in gt["annotations"]], categories=one)
+    merged_dt = dict(dt, annotations=[dict(a, category_id=1) for a in dt["annotations"]], categories=one)
+    stats = _run_cocoeval(merged_gt, merged_dt, library, max_dets)[0]
+    return _metric(stats[0]), _metric(stats[1])
+
+
 def _metric(v: float) -> Optional[float]:
     """COCOeval marks "no ground truth" with -1: report None (JSON null) instead."""
     return None if v < 0 or not math.isfinite(v) else float(v)
@@ -186,7 +198,8 @@ def _curve(p: np.ndarray) -> Optional[list]:
 
 
 def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_names: Sequence[str],
-                      image_sizes: Optional[Sequence] = None, max_dets: int = 100, library: str = "auto") -> dict:
+                      image_sizes: Optional[Sequence] = None, max_dets: int = 100, library: str = "auto",
+                      confusion_conf: float = 0.25, confusion_iou: float = 0.45) -> dict:
     """COCO box metrics of predictions against ground truth (no model involved).
 
     Args:
@@ -197,6 +210,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         image_sizes: optional per-image ``(height, width)`` (recorded in the COCO images; not used for bbox IoU).
         max_dets: detections kept per image, highest scores first (COCO: 100); at least 10.
         library: ``"auto"``, ``"faster_coco_eval"`` or ``"pycocotools"`` (see :func:`coco_library`).
+        confusion_conf: confidence threshold of the confusion matrix's operating point.
+        confusion_iou: IoU a detection needs to count as finding an object in the confusion matrix.
 
     Returns:
         JSON-ready dict: ``map50_95``, ``map50``, ``map75``, ``map_small/medium/large``, ``ar1``, ``ar10``,
@@ -205,7 +220,13 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         without ground truth), ``n_images``, ``n_gt``, ``n_dets``, ``max_dets``, ``library``,
         ``iou_thresholds``, and ``pr_curves`` (``recall`` (101,), ``precision_iou50`` and
         ``precision_iou50_95``: ``{name: (101,) list or None}``, the interpolated precision of COCOeval's
-        ``precision`` array, for :func:`~converters.evaluation.plot_pr_curves`).
+        ``precision`` array, for :func:`~converters.evaluation.plot_pr_curves`);
+        ``agnostic_map50`` / ``agnostic_map50_95``: the same COCOeval with every class merged into one, over
+        the same detections -- the gap to ``map50`` is what wrong class labels cost (a localiser that finds
+        everything but names it wrongly scores high here and low above); ``confusion``: ``matrix``
+        ((C + 1) x (C + 1) counts, rows true class then "background", columns predicted class then "missed"),
+        ``rows``, ``columns``, ``conf``, ``iou`` and ``summary`` (see
+        :func:`~converters.evaluation.detection_confusion.detection_confusion_matrix`).
 
     Raises:
         ValueError: mismatched lengths, class ids outside ``class_names``, non-finite predictions, bad max_dets.
@@ -218,6 +239,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         raise ValueError("class_names: expected at least one class name, got none")
     lib = coco_library(library)
     gt, dt, n_dets = _coco_dicts(ground_truth, predictions, len(names), image_sizes)
+    preds = [_as_prediction(p, i) for i, p in enumerate(predictions)]
+    cm = detection_confusion_matrix(ground_truth, preds, len(names), conf=confusion_conf, iou=confusion_iou)
     n_gt = np.bincount(np.array([a["category_id"] - 1 for a in gt["annotations"]], np.int64),
                        minlength=len(names))
     if gt["annotations"]:
@@ -227,6 +250,7 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         stats = np.full(12, -1.0)
         iou_thrs, rec_thrs = np.linspace(0.5, 0.95, 10), np.linspace(0, 1, 101)
         precision = np.full((10, 101, len(names), 4, 3), -1.0)
+    agnostic = _agnostic_stats(gt, dt, lib, int(max_dets))
     per_class = {}
     for k, name in enumerate(names):
         p = precision[:, :, k, 0, -1]  # all IoUs, all recalls, class k, area "all", max_dets
@@ -235,6 +259,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
     report = {"task": "detect", "library": f"{lib} {_library_version(lib)}"}
     report.update({key: _metric(v) for key, v in zip(_STAT_NAMES, stats)})
     report.update({
+        "agnostic_map50": agnostic[1],
+        "agnostic_map50_95": agnostic[0],
         "ap50_per_class": {n: per_class[n]["ap50"] for n in names},
         "per_class": per_class,
         "class_names": names,
@@ -243,6 +269,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         "n_dets": len(dt["annotations"]),
         "max_dets": int(max_dets),
         "iou_thresholds": [round(float(t), 2) for t in iou_thrs],
+        "confusion": {"matrix": cm.tolist(), "rows": names + ["background"], "columns": names + ["missed"],
+                      "conf": float(confusion_conf), "iou": float(confusion_iou), "summary": confusion_summary(cm)},
         "pr_curves": {
             "recall": [round(float(r), 2) for r in rec_thrs],
             "precision_iou50": {n: _curve(precision[0, :, k, 0, -1]) for k, n in enumerate(names)},

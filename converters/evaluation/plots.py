@@ -118,34 +118,43 @@ def plot_roc(report: dict, path: PathLike, *, log_far: bool = True) -> Path:
 
 def plot_confusion_matrix(report: dict, path: PathLike, *, normalize: bool = True,
                           class_names: Optional[Sequence[str]] = None) -> Path:
-    """Confusion matrix of a classification report (rows: true class, columns: predicted).
+    """Confusion matrix of a classification or detection report (rows: true class, columns: predicted).
+
+    A detection report's matrix (``report["confusion"]``) has a last row "background" (detections that matched
+    no object) and a last column "missed" (objects no detection matched); its title names the operating point.
 
     Args:
-        report: a dict from :func:`~converters.evaluation.evaluate_classification` (or any dict with
-            ``confusion_matrix``).
+        report: a dict from :func:`~converters.evaluation.evaluate_classification` (``confusion_matrix``) or
+            :func:`~converters.evaluation.evaluate_detection` (``confusion``).
         path: PNG file to write.
         normalize: colour and annotate by row fraction (recall per class); counts otherwise.
-        class_names: tick labels (default: ``report["class_names"]``).
+        class_names: tick labels (default: the report's).
 
     Returns:
         ``path``.
 
     Raises:
-        ValueError: the report has no square ``confusion_matrix``.
+        ValueError: the report has no square confusion matrix.
     """
-    cm = np.asarray(report.get("confusion_matrix", []), np.float64)
+    det = report.get("confusion") if isinstance(report.get("confusion"), dict) else None
+    cm = np.asarray(det["matrix"] if det else report.get("confusion_matrix", []), np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.size == 0:
-        raise ValueError(f"report: expected a square 'confusion_matrix', got shape {cm.shape}")
-    names = list(class_names or report.get("class_names") or [str(k) for k in range(cm.shape[0])])
-    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+        raise ValueError(f"report: expected a square 'confusion_matrix' or 'confusion.matrix', got shape {cm.shape}")
     c = cm.shape[0]
+    if det:
+        rows, cols = list(det["rows"]), list(det["columns"])
+        if class_names:
+            rows, cols = list(class_names) + rows[-1:], list(class_names) + cols[-1:]
+    else:
+        rows = cols = list(class_names or report.get("class_names") or [str(k) for k in range(c)])
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
     side = max(4.5, 0.55 * c + 2.5)
     fig = _figure((side + 1.0, side))
     ax = fig.add_subplot()
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(c), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(c), names, fontsize=8)
+    ax.set_xticks(range(c), cols, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(c), rows, fontsize=8)
     if c <= 30:
         thresh = (1 if normalize else shown.max()) / 2
         for i in range(c):
@@ -156,24 +165,30 @@ def plot_confusion_matrix(report: dict, path: PathLike, *, normalize: bool = Tru
                 text = f"{v:.2f}" if normalize else f"{int(v)}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="white" if v > thresh else "black")
-    top1 = report.get("top1")
-    ax.set(xlabel="predicted", ylabel="true",
-           title="Confusion matrix" + (" (row-normalised)" if normalize else "") +
-           (f" -- top-1 {top1:.3f}" if top1 is not None else ""))
+    title = "Confusion matrix" + (" (row-normalised)" if normalize else "")
+    if det:
+        title += f" -- conf >= {det['conf']:g}, IoU >= {det['iou']:g}"
+    elif report.get("top1") is not None:
+        title += f" -- top-1 {report['top1']:.3f}"
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     return _save(fig, path)
 
 
 def save_plots(report: dict, out_dir: PathLike, *, prefix: str = "") -> list:
     """Write every plot that fits a report into ``out_dir``; return the paths.
 
-    Detection: ``pr_curves.png`` (IoU 0.5) and ``pr_curves_50_95.png``; classification:
+    Detection: ``pr_curves.png`` (IoU 0.5), ``pr_curves_50_95.png`` and ``confusion_matrix.png`` (when the
+    report has one); classification:
     ``confusion_matrix.png``; verification: ``roc.png``.
     """
     out = Path(out_dir)
     task = report.get("task")
     if task == "detect":
-        return [plot_pr_curves(report, out / f"{prefix}pr_curves.png"),
-                plot_pr_curves(report, out / f"{prefix}pr_curves_50_95.png", iou="50_95")]
+        paths = [plot_pr_curves(report, out / f"{prefix}pr_curves.png"),
+                 plot_pr_curves(report, out / f"{prefix}pr_curves_50_95.png", iou="50_95")]
+        if isinstance(report.get("confusion"), dict):
+            paths.append(plot_confusion_matrix(report, out / f"{prefix}confusion_matrix.png"))
+        return paths
     if task == "classify":
         return [plot_confusion_matrix(report, out / f"{prefix}confusion_matrix.png")]
     if task == "verify":

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "zoo" / "weights"
 CARDS_FILE = WEIGHTS_DIR / "cards.json"
 _METRICS = {"classify": ("top1", "top5"), "detect": ("map50", "map50_95", "map75", "map_small", "map_medium",
-                                                     "map_large"),
+                                                     "map_large", "agnostic_map50", "agnostic_map50_95"),
             "pairs": ("roc_auc", "eer", "tar_at_far", "threshold_at_far")}
 
 

@@ -59,6 +59,12 @@ def test_detector_checkpoint_on_a_yolo_folder(tmp_path, capsys):
     direct = evaluate_detection(eval_predictor(net), YoloDetectionDataset(tmp_path / "det" / "images"),
                                 progress=False)
     assert report["map50"] == direct["map50"] and report["n_gt"] == direct["n_gt"] == sum(len(d[1]) for d in ds)
+    assert report["confusion"]["matrix"] == direct["confusion"]["matrix"]
+    # the plain summary says where the objects went at the confusion matrix's operating point
+    assert eval_main([str(ckpt), "--data", str(tmp_path / "det")]) == 0
+    out = capsys.readouterr().out
+    n = report["n_gt"]
+    assert "agnostic_map50" in out and f"of {n} objects" in out and "missed" in out
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from converters.evaluation import (CallablePredictor, Predictor, calibrate_thres
                                    coco_library, detection_metrics, embedding_distances, evaluate_classification,
                                    evaluate_detection, evaluate_embeddings, evaluate_verification, plot_confusion_matrix,
                                    plot_pr_curves, plot_roc, roc_curve, save_plots)
+from converters.evaluation.detection_confusion import confusion_summary, detection_confusion_matrix
 from sdk.results import Classification, Detections, Embedding
 from tests.conftest import has_module
 
@@ -41,9 +42,11 @@ GT_SQUARE = [(np.array([[0, 0, 100, 100]], np.float32), np.array([0]))]
 
 # (name, ground truth, predictions, expected {metric: value}); 101 recall points, 10 IoU thresholds.
 HAND_CASES = [
-    ("perfect", GT_SQUARE, [_one([[0, 0, 100, 100]], [0.9], [0])], {"map50_95": 1.0, "map50": 1.0, "map75": 1.0}),
+    ("perfect", GT_SQUARE, [_one([[0, 0, 100, 100]], [0.9], [0])],
+     {"map50_95": 1.0, "map50": 1.0, "map75": 1.0, "agnostic_map50": 1.0}),
     # shift by 20 px: IoU = 80*100 / (120*100) = 2/3 -> matched at IoU thresholds .50 .55 .60 .65 = 4 of 10
-    ("iou_2_3", GT_SQUARE, [_one([[20, 0, 120, 100]], [0.9], [0])], {"map50_95": 0.4, "map50": 1.0, "map75": 0.0}),
+    ("iou_2_3", GT_SQUARE, [_one([[20, 0, 120, 100]], [0.9], [0])],
+     {"map50_95": 0.4, "map50": 1.0, "map75": 0.0, "agnostic_map50_95": 0.4}),
     # shift by 25 px: IoU = 75/125 = 0.6 exactly; COCOeval matches when IoU >= threshold, so .50 .55 .60 = 3 of 10
     ("iou_0_6", GT_SQUARE, [_one([[25, 0, 125, 100]], [0.9], [0])], {"map50_95": 0.3, "map50": 1.0, "map75": 0.0}),
     # shift by 80 px: IoU = 20/180 < 0.5 -> no match anywhere
@@ -55,7 +58,9 @@ HAND_CASES = [
     ("fp_first", GT_SQUARE, [_one([[200, 200, 250, 250], [0, 0, 100, 100]], [0.9, 0.8], [0, 0])],
      {"map50_95": 0.5, "map50": 0.5}),
     # the right box with the wrong class: class 0 has AP 0, class 1 has no ground truth and is left out
-    ("wrong_class", GT_SQUARE, [_one([[0, 0, 100, 100]], [0.9], [1])], {"map50_95": 0.0, "map50": 0.0}),
+    # (class-agnostic, the box is perfect: what a wrong label costs shows as the gap)
+    ("wrong_class", GT_SQUARE, [_one([[0, 0, 100, 100]], [0.9], [1])],
+     {"map50_95": 0.0, "map50": 0.0, "agnostic_map50": 1.0, "agnostic_map50_95": 1.0}),
     ("no_predictions", GT_SQUARE, [Detections.empty()], {"map50_95": 0.0, "map50": 0.0}),
     # 10 false positives above the true positive: precision 1/11 at recall 1 -> AP 1/11
     ("ten_fps", GT_SQUARE, [_one([[0, 0, 100, 100]] + [[200 + 10 * k, 200, 205 + 10 * k, 205] for k in range(10)],
@@ -73,6 +78,62 @@ def test_coco_hand_checkable(library: str, name: str, gt: list, preds: list, exp
     assert report["per_class"]["b"]["ap50"] is None      # no ground truth of class "b"
     assert report["n_gt"] == sum(len(g[1]) for g in gt) and report["n_images"] == 1
     assert report["library"].startswith(library)
+    json.dumps(report)
+
+
+def test_detection_confusion_matrix_hand_checked() -> None:
+    """Two images, classes a/b: one hit, one right place but wrong class, one miss, one invented box, one box
+    under the confidence threshold, and a duplicate that loses the one-to-one match."""
+    gts = [(np.array([[0, 0, 100, 100], [200, 0, 300, 100], [0, 200, 50, 250]], np.float32), np.array([0, 0, 1])),
+           (np.array([[10, 10, 60, 60]], np.float32), np.array([1]))]
+    preds = [_one([[2, 0, 100, 100], [200, 0, 300, 98], [400, 400, 450, 450], [0, 200, 50, 250]],
+                  [0.9, 0.8, 0.7, 0.1], [0, 1, 1, 1]),             # hit a, a called b, invented b, b below conf
+             _one([[10, 10, 60, 60], [12, 10, 60, 60]], [0.9, 0.85], [1, 1])]   # hit b, duplicate b invented
+    cm = detection_confusion_matrix(gts, preds, 2, conf=0.25, iou=0.45)
+    #                     pred a  pred b  missed
+    np.testing.assert_array_equal(cm, [[1, 1, 0],    # true a
+                                       [0, 1, 1],    # true b (the one at 0.1 is below conf: missed)
+                                       [0, 2, 0]])   # background: the invented box and the duplicate
+    summary = confusion_summary(cm)
+    assert summary == {"objects": 4, "found_right_class": 0.5, "found_wrong_class": 0.25, "missed": 0.25,
+                       "detections": 5, "false_positives": 0.4}
+    # a lower threshold lets the 0.1 box find its object
+    assert detection_confusion_matrix(gts, preds, 2, conf=0.05)[1].tolist() == [0, 2, 0]
+    # greedy by IoU, not by score: the better-placed of two candidates takes the object
+    one = [(np.array([[0, 0, 100, 100]], np.float32), np.array([0]))]
+    two = [_one([[30, 0, 130, 100], [5, 0, 105, 100]], [0.9, 0.5], [1, 0])]
+    assert detection_confusion_matrix(one, two, 2).tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
+
+
+def test_detection_confusion_matrix_sums_and_errors() -> None:
+    gts, preds = _random_case(3)
+    cm = detection_confusion_matrix(gts, preds, 4, conf=0.3)
+    n_gt = np.bincount(np.concatenate([g[1] for g in gts]), minlength=4)
+    kept = np.concatenate([p.class_id[p.confidence >= 0.3] for p in preds])
+    assert cm[:4].sum(1).tolist() == n_gt.tolist()                      # every object is found or missed once
+    assert cm[:, :4].sum(0).tolist() == np.bincount(kept, minlength=4).tolist()   # every kept box counted once
+    assert cm[4, 4] == 0
+    with pytest.raises(ValueError, match="conf"):
+        detection_confusion_matrix(gts, preds, 4, conf=1.5)
+    with pytest.raises(ValueError, match="iou"):
+        detection_confusion_matrix(gts, preds, 4, iou=0.0)
+    with pytest.raises(ValueError, match="class ids in 0..1"):
+        detection_confusion_matrix(gts, preds, 2)
+
+
+@needs_coco
+def test_detection_report_carries_confusion_and_agnostic_map() -> None:
+    gts, preds = _random_case(1)
+    report = detection_metrics(gts, preds, class_names=["a", "b", "c", "d"], confusion_conf=0.3)
+    conf = report["confusion"]
+    assert conf["rows"][-1] == "background" and conf["columns"][-1] == "missed" and conf["conf"] == 0.3
+    np.testing.assert_array_equal(conf["matrix"], detection_confusion_matrix(gts, preds, 4, conf=0.3))
+    # the class-agnostic numbers are the one-class evaluation of the same boxes and scores
+    merged = detection_metrics([(b, np.zeros_like(c)) for b, c in gts],
+                               [(p.xyxy, p.confidence, np.zeros_like(p.class_id)) for p in preds], class_names=["obj"])
+    assert report["agnostic_map50"] == pytest.approx(merged["map50"], abs=1e-12)
+    assert report["agnostic_map50_95"] == pytest.approx(merged["map50_95"], abs=1e-12)
+    assert merged["map50"] != pytest.approx(report["map50"], abs=1e-3)   # the case has class swaps
     json.dumps(report)
 
 
@@ -321,7 +382,9 @@ def test_plots_written(tmp_path: Path) -> None:
         det = detection_metrics(gts, preds, class_names=["a", "b", "c", "d"])
         assert _is_png(plot_pr_curves(det, tmp_path / "pr.png"))
         paths += save_plots(det, tmp_path / "all")
-    assert all(_is_png(p) for p in paths) and len(paths) == (4 if LIBS else 2)
+    assert all(_is_png(p) for p in paths) and len(paths) == (5 if LIBS else 2)
+    if LIBS:
+        assert (tmp_path / "all" / "confusion_matrix.png") in paths
     with pytest.raises(ValueError, match="pr_curves"):
         plot_pr_curves(cls, tmp_path / "x.png")
 
