@@ -10,7 +10,8 @@
 pixels, "labels": [n] int64 in 0..nc-1}`` (``n`` may be 0).
 
 Assignment (:class:`TaskAlignedAssigner`, TOOD / YOLOv8): among anchor points whose centre lies inside a
-ground-truth box, the ``topk`` with the largest alignment ``score ** alpha * CIoU ** beta`` are positives
+ground-truth box (a box under 1.25 finest strides on a side counts as that wide, so that objects smaller
+than the anchor spacing still get a candidate), the ``topk`` with the largest alignment ``score ** alpha * CIoU ** beta`` are positives
 (an anchor claimed by several boxes goes to the one it overlaps most). Class targets are soft: the
 alignment normalised per box so its best anchor gets that box's best IoU (IoU-aware classification,
 which lets one confidence threshold work without an objectness branch). The one-to-one head of an
@@ -117,12 +118,19 @@ class TaskAlignedAssigner(nn.Module):
         alpha: exponent of the class score in the alignment metric.
         beta: exponent of the IoU.
         eps: numerical guard.
+        min_box: when looking for candidate anchors, a box narrower (or shorter) than this many pixels counts
+            as this wide (or tall) about its centre. With the finest stride ``s``, ``min_box > s`` gives every
+            box at least one candidate: a 5 px object between stride-8 anchor centres otherwise contains none
+            and is never learned. Targets and IoUs use the true box. 0 keeps the strict rule.
     """
 
     def __init__(self, num_classes: int, *, topk: int = 10, alpha: float = 0.5, beta: float = 6.0,
-                 eps: float = 1e-9) -> None:
+                 eps: float = 1e-9, min_box: float = 0.0) -> None:
         super().__init__()
         self.num_classes, self.topk, self.alpha, self.beta, self.eps = num_classes, topk, alpha, beta, eps
+        if not min_box >= 0:
+            raise ValueError(f"min_box: expected a size >= 0 pixels, got {min_box!r}")
+        self.min_box = float(min_box)
 
     @torch.no_grad()
     def forward(self, pd_scores: torch.Tensor, pd_boxes: torch.Tensor, points: torch.Tensor, gt_labels: torch.Tensor,
@@ -146,9 +154,14 @@ class TaskAlignedAssigner(nn.Module):
         if m == 0 or not bool(gt_mask.any()):
             return (torch.zeros_like(pd_boxes), torch.zeros_like(pd_scores),
                     torch.zeros(b, n, dtype=torch.bool, device=pd_scores.device))
-        # anchor centres strictly inside the box
-        lt = points.view(1, 1, n, 2) - gt_boxes[:, :, None, :2]
-        rb = gt_boxes[:, :, None, 2:] - points.view(1, 1, n, 2)
+        # anchor centres strictly inside the box (widened to min_box about its centre for tiny boxes)
+        region = gt_boxes
+        if self.min_box > 0:
+            centre = (gt_boxes[..., :2] + gt_boxes[..., 2:]) / 2
+            half = (gt_boxes[..., 2:] - gt_boxes[..., :2]).clamp(min=self.min_box) / 2
+            region = torch.cat([centre - half, centre + half], -1)
+        lt = points.view(1, 1, n, 2) - region[:, :, None, :2]
+        rb = region[:, :, None, 2:] - points.view(1, 1, n, 2)
         mask = (torch.cat([lt, rb], -1).amin(-1) > self.eps) & gt_mask[:, :, None]            # [B, M, N]
         overlaps = bbox_iou(gt_boxes[:, :, None, :], pd_boxes[:, None, :, :]).clamp(min=0) * mask  # [B, M, N]
         cls_idx = gt_labels.clamp(0, c - 1)[:, :, None].expand(-1, -1, n)
@@ -187,19 +200,22 @@ class YoloNanoLoss(nn.Module):
         topk: positives per box for the one-to-many head.
         alpha, beta: alignment metric exponents.
         one2one_weight: weight of the one-to-one head's loss (``end2end`` models).
+        min_box_strides: tiny boxes count as at least this many finest strides wide when the assigner looks for
+            candidate anchors (see :class:`TaskAlignedAssigner`'s ``min_box``); 0 for the strict YOLOv8 rule.
     """
 
     def __init__(self, *, num_classes: int, strides: Sequence[int] = STRIDES, box_weight: float = 7.5,
                  cls_weight: float = 1.0, l1_weight: float = 1.0, topk: int = 10, alpha: float = 0.5,
-                 beta: float = 6.0, one2one_weight: float = 1.0) -> None:
+                 beta: float = 6.0, one2one_weight: float = 1.0, min_box_strides: float = 1.25) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.strides = tuple(strides)
         self.box_weight, self.cls_weight, self.l1_weight = box_weight, cls_weight, l1_weight
         self.one2one_weight = one2one_weight
+        min_box = float(min_box_strides) * min(self.strides)
         self.assigners = nn.ModuleDict({
-            "one2many": TaskAlignedAssigner(num_classes, topk=topk, alpha=alpha, beta=beta),
-            "one2one": TaskAlignedAssigner(num_classes, topk=1, alpha=alpha, beta=beta),
+            "one2many": TaskAlignedAssigner(num_classes, topk=topk, alpha=alpha, beta=beta, min_box=min_box),
+            "one2one": TaskAlignedAssigner(num_classes, topk=1, alpha=alpha, beta=beta, min_box=min_box),
         })
 
     def forward(self, outputs: Any,

@@ -468,6 +468,28 @@ def test_task_aligned_assigner_picks_inside_anchors_and_topk():
     assert not bool(empty[2].any())
 
 
+def test_task_aligned_assigner_gives_tiny_boxes_a_candidate():
+    """A 4 px object between stride-8 anchor centres contains none: the strict rule never learns it; min_box
+    widens it about its centre for the candidate test only (the target stays the true box)."""
+    points = torch.stack(torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="xy"), -1).reshape(-1, 2) * 8 + 4
+    n = len(points)
+    gt = torch.tensor([[[13.0, 13.0, 17.0, 17.0], [32.0, 32.0, 64.0, 64.0]]])   # tiny box between 12 and 20
+    labels = torch.tensor([[0, 1]])
+    pd_boxes = torch.cat([points - 3, points + 3], 1)[None]
+    pd_scores = torch.full((1, n, 2), 0.5)
+    real = torch.ones(1, 2, dtype=torch.bool)
+    strict = TaskAlignedAssigner(2, topk=1)(pd_scores, pd_boxes, points, labels, gt, real)
+    widened = TaskAlignedAssigner(2, topk=1, min_box=10.0)(pd_scores, pd_boxes, points, labels, gt, real)
+    tiny_strict = strict[0][0][strict[2][0]]
+    assert not bool((tiny_strict == gt[0, 0]).all(1).any())            # the strict rule: no anchor for it
+    tb, fg = widened[0][0], widened[2][0]
+    hit = (tb == gt[0, 0]).all(1) & fg
+    assert int(hit.sum()) == 1 and points[hit].tolist() == [[12.0, 12.0]]   # the nearest centre, true box target
+    assert bool(((tb == gt[0, 1]).all(1) & fg).any())                  # the big box is assigned as before
+    with pytest.raises(ValueError, match="min_box"):
+        TaskAlignedAssigner(2, min_box=-1.0)
+
+
 def test_yolo_loss_handles_images_without_objects_and_bad_targets():
     model = build_model("yolo_nano", seed=0, **SMALL["yolo_nano_e2e"])
     loss_fn = model.loss()
