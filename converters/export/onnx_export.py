@@ -7,11 +7,12 @@
   activations in float16, input and outputs stay float32 (what ``sdk`` feeds).
 * INT8: ``onnxruntime.quantization.quant_pre_process`` (shape inference + graph optimisation), then
   ``quantize_static`` in QDQ format with per-channel symmetric int8 weights and, by default, asymmetric
-  uint8 activations (U8S8), MinMax calibration from a :class:`TensorReader` fed with tensors the SDK's
-  pre-processing made, and the output tail (:mod:`.float_layers`) left in float. U8S8 is what ONNX
-  Runtime's x86 kernels are fastest with: S8S8 (symmetric int8 activations, ``activations="int8"``)
-  measured 2x slower than U8S8 on an AVX2-only CPU and 5x slower on an AVX512-VNNI one here
-  (MobileNetV3-Small at 96), and dropped more top-1 there (0.006 vs 0.004); the accuracy gate checks either.
+  uint8 activations (U8S8), MinMax calibration (or percentile / entropy, ``method=``) from a
+  :class:`TensorReader` fed with tensors the SDK's pre-processing made, and the output tail
+  (:mod:`.float_layers`) left in float. U8S8 is what ONNX Runtime's x86 kernels are fastest with: S8S8
+  (symmetric int8 activations, ``activations="int8"``) measured 2x slower than U8S8 on an AVX2-only CPU
+  and 5x slower on an AVX512-VNNI one here (MobileNetV3-Small at 96), and dropped more top-1 there
+  (0.006 vs 0.004); the accuracy gate checks either.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ._quiet import quiet
 from .errors import ExportError
 from .operators import diagnose
 
-__all__ = ["OPSET", "export_onnx", "check_onnx", "onnx_fp16", "onnx_int8", "TensorReader"]
+__all__ = ["OPSET", "export_onnx", "check_onnx", "onnx_fp16", "onnx_int8", "TensorReader", "CALIBRATION_METHODS"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,12 @@ class TensorReader:
         self._it = None
 
 
+#: ``calibration=`` names of :func:`onnx_int8` and the ONNX Runtime method each one selects.
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+
+
 def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray, keep_float: Union[bool, int] = True,
-              progress: bool = True, activations: str = "uint8") -> List[str]:
+              progress: bool = True, activations: str = "uint8", method: str = "minmax") -> List[str]:
     """Static INT8 QDQ quantisation.
 
     Args:
@@ -141,6 +146,11 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
         progress: tqdm bar while calibrating.
         activations: ``"uint8"`` (U8S8, asymmetric; the default: ONNX Runtime's fast x86 path) or
             ``"int8"`` (S8S8, symmetric).
+        method: how activation ranges come from the calibration tensors: ``"minmax"`` (the observed
+            extremes; the default), ``"percentile"`` (the 99.999th percentile of the absolute values: one rare
+            outlier no longer widens the step for every value) or ``"entropy"`` (the range that minimises
+            the KL divergence of the quantised histogram, TensorRT's rule). MinMax ranges only widen with
+            more calibration images; the other two are steadier.
 
     Returns:
         Names of the nodes kept in float.
@@ -157,6 +167,10 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
 
     if activations not in ("int8", "uint8"):
         raise ExportError(f"onnx int8: activations: expected 'int8' or 'uint8', got {activations!r}")
+    if method not in CALIBRATION_METHODS:
+        raise ExportError(f"onnx int8: method: expected one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[method]
     symmetric = activations == "int8"
 
     with tempfile.TemporaryDirectory(prefix="edgesdk-onnx-int8-") as tmp:
@@ -175,10 +189,14 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
                 quantize_static(str(pre), str(dst), reader,
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+                                weight_type=QuantType.QInt8, calibrate_method=calibrate,
                                 nodes_to_exclude=excluded,
                                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": symmetric})
         except Exception as exc:  # noqa: BLE001
-            raise ExportError(f"onnx int8: quantize_static of {src.name} failed: {exc}") from exc
+            hint = ""
+            if method != "minmax" and "bins" in str(exc):
+                hint = (f" ({method} calibration histograms every tensor; one of them is (nearly) constant over the "
+                        f"calibration images, which happens with untrained weights: use method 'minmax')")
+            raise ExportError(f"onnx int8: quantize_static of {src.name} failed: {exc}{hint}") from exc
     check_onnx(dst)
     return excluded

@@ -159,7 +159,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
            max_drop: Optional[float] = None, force: bool = False, name: Optional[str] = None,
            calib_count: int = 100, val_count: int = 200, parity_frames: int = 4, latency_runs: int = 20,
            keep_float: Union[bool, int] = True, tune: Any = "auto", onnx_activations: str = "uint8",
-           progress: bool = True) -> ExportResult:
+           onnx_calibration: str = "minmax", progress: bool = True) -> ExportResult:
     """Export, quantise, check and gate a PyTorch model (see the module docstring).
 
     Args:
@@ -189,6 +189,8 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
             (off), or ``"auto"``: synthetic when ``val`` is synthetic, else off (a user's held-out folder
             is never tuned on).
         onnx_activations: ONNX INT8 activation type, ``"uint8"`` (U8S8, default) or ``"int8"`` (S8S8).
+        onnx_calibration: ONNX INT8 activation ranges, ``"minmax"`` (default), ``"percentile"`` or
+            ``"entropy"`` (see :func:`converters.export.onnx_export.onnx_int8`).
         progress: tqdm bars.
 
     Returns:
@@ -209,6 +211,11 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
     from .sources import calibration_images, tuning_dataset, validation_dataset
 
     formats = [f for f in _ORDER if f in _choices(to, FORMATS, "to")]
+    from .onnx_export import CALIBRATION_METHODS
+
+    if onnx_calibration not in CALIBRATION_METHODS:
+        raise ExportError(f"onnx_calibration: expected one of {', '.join(CALIBRATION_METHODS)}, "
+                          f"got {onnx_calibration!r}")
     precisions = _choices(precision, PRECISIONS, "precision")
     from .float_layers import tail_depth
 
@@ -243,6 +250,8 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
         calib_nchw = preprocess_batch(reference, images).astype(np.float32)
         calib_desc = (f"synthetic train split ({len(images)} images)" if isinstance(calib, str) and calib == "synthetic"
                       else f"{calib if isinstance(calib, (str, Path)) else type(calib).__name__} ({len(images)} images)")
+        if "onnx" in formats and onnx_calibration != "minmax":
+            calib_desc += f"; ONNX ranges: {onnx_calibration}"
 
     dataset = validation_dataset(val, task=task, input_hw=hw, count=val_count, labels=labels) if val is not None else None
     val_desc = ("none (not gated)" if dataset is None else f"synthetic val split ({len(dataset)} items)"
@@ -289,7 +298,7 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
                     elif prec == "int8":
                         float_layers = onnx_int8(src, path, input_name=input_name, calibration=calib_nchw,
                                                  keep_float=keep_float, progress=progress,
-                                                 activations=onnx_activations)
+                                                 activations=onnx_activations, method=onnx_calibration)
                 elif fmt == "openvino":
                     from .openvino_export import openvino_from_onnx, openvino_int8
 

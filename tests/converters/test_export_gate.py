@@ -337,3 +337,24 @@ def test_report_says_per_backend_whether_int8_is_faster_and_why() -> None:
     assert not paired["openvino"]["interleaved"] and paired["openvino"]["latency_ratio"] == 0.5
     no_vnni = int8_comparison(rows, {"machine": "x86_64", "int8_dot": "none"})
     assert "no int8 dot-product instructions" in next(c for c in no_vnni if c["format"] == "tflite")["why"]
+
+
+def test_cli_onnx_calibration_reaches_the_quantiser_and_the_report(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    from converters.train.reference import WEIGHTS_DIR
+
+    # trained weights: an untrained net has (nearly) constant tensors that ONNX Runtime cannot histogram
+    status = cli.main([str(WEIGHTS_DIR / "mobilenet_v3_small_shapes.pt"), "--to", "onnx", "--precision", "int8",
+                       "--out", str(tmp_path / "o"), "--calib-count", "8", "--val-count", "8", "--max-drop", "1",
+                       "--onnx-calibration", "percentile"])
+    assert status == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["calibration"].endswith("; ONNX ranges: percentile")
+    # an untrained net: the failure says why and what to use instead
+    status = cli.main(["mobilenet", "--to", "onnx", "--precision", "int8", "--out", str(tmp_path / "r"),
+                       "--input-size", "64", "--calib-count", "8", "--val-count", "8", "--onnx-calibration", "percentile"])
+    err = capsys.readouterr().err
+    assert status == 2 and "(nearly) constant" in err and "use method 'minmax'" in err, err
+    with pytest.raises(ExportError, match="onnx_calibration: expected one of minmax, percentile, entropy"):
+        converters.export(build_model("mobilenet", input_size=64, width_mult=0.25), to="onnx", precision="int8",
+                          out=tmp_path / "bad", onnx_calibration="histogram")
