@@ -64,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "never the --val items)")
     p.add_argument("--onnx-activations", choices=("uint8", "int8"), default="uint8",
                    help="ONNX INT8 activations: uint8 (U8S8, default: ONNX Runtime's fast x86 kernels) or int8 (S8S8)")
-    p.add_argument("--onnx-calibration", choices=("minmax", "percentile", "entropy"), default="minmax",
-                   help="ONNX INT8 activation ranges: minmax (default), percentile (99.999th: ignores rare "
-                        "outliers) or entropy (KL divergence, TensorRT's rule)")
+    p.add_argument("--onnx-calibration", choices=("minmax", "percentile"), default="minmax",
+                   help="ONNX INT8 activation ranges: minmax (default) or percentile (99.999th: ignores rare "
+                        "outliers)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")
     p.add_argument("--float-depth", type=_depth, default=1, metavar="N",
                    help="INT8 models keep the layers from each output back to the N-th weighted layer in float "

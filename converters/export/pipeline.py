@@ -189,8 +189,8 @@ def export(model: Any, *, example_input: Any = None, contract: Any = None,
             (off), or ``"auto"``: synthetic when ``val`` is synthetic, else off (a user's held-out folder
             is never tuned on).
         onnx_activations: ONNX INT8 activation type, ``"uint8"`` (U8S8, default) or ``"int8"`` (S8S8).
-        onnx_calibration: ONNX INT8 activation ranges, ``"minmax"`` (default), ``"percentile"`` or
-            ``"entropy"`` (see :func:`converters.export.onnx_export.onnx_int8`).
+        onnx_calibration: ONNX INT8 activation ranges, ``"minmax"`` (default) or ``"percentile"`` (see
+            :func:`converters.export.onnx_export.onnx_int8`).
         progress: tqdm bars.
 
     Returns:
@@ -461,7 +461,9 @@ def _check_artifact(path: Path, base: Dict[str, Any], *, reference: Any, frames:
                                f"{gate_result.max_drop:.4f}" + (
                                    "; more calibration images or a deeper float tail often recover it "
                                    "(edgesdk convert --calib-count N / --float-depth N; export(calib_count=N, "
-                                   "keep_float=N))" if prec == "int8" else ""))
+                                   "keep_float=N))" + (", and for ONNX percentile ranges (--onnx-calibration "
+                                                       "percentile)" if path.suffix == ".onnx" else "")
+                                   if prec == "int8" else ""))
         latency = measure_latency(model, runs=latency_runs)
         backend = getattr(model.backend, "name", "?")
         described = model.backend.describe() if hasattr(model.backend, "describe") else {}

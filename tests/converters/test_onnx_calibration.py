@@ -1,5 +1,5 @@
 """ONNX INT8 calibration methods: MinMax ranges follow the most extreme value seen; percentile ranges do not
-let one rare outlier coarsen the step of every other value; entropy (KL) gives a model that runs."""
+let one rare outlier coarsen the step of every other value."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,15 +55,13 @@ def test_percentile_ignores_a_rare_outlier_that_minmax_follows(tmp_path: Path) -
         scales[method] = _input_scale(dst)
     assert scales["minmax"] == pytest.approx(50.0 / 255, rel=1e-3)   # uint8 over [0, 50]
     assert scales["percentile"] < scales["minmax"] / 10, scales       # the range stays near [0, 1]
-    assert scales["entropy"] <= scales["minmax"] * (1 + 1e-6), scales
     import onnxruntime as ort
 
     x = calib[0]
     ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    for method in ("percentile", "entropy"):
-        got = ort.InferenceSession(str(tmp_path / f"{method}.onnx"),
-                                   providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-        assert got.shape == ref.shape and np.isfinite(got).all()
+    cpu = ["CPUExecutionProvider"]
+    got = ort.InferenceSession(str(tmp_path / "percentile.onnx"), providers=cpu).run(None, {"x": x})[0]
+    assert got.shape == ref.shape and np.isfinite(got).all()
     # on an image without the outlier, the finer step of the percentile model is closer to float
     err = {m: float(np.abs(ort.InferenceSession(str(tmp_path / f"{m}.onnx"), providers=["CPUExecutionProvider"])
                            .run(None, {"x": x})[0] - ref).mean()) for m in ("minmax", "percentile")}
@@ -74,5 +72,5 @@ def test_unknown_method_is_refused(tmp_path: Path) -> None:
     src = tmp_path / "m.onnx"
     _conv_relu_conv(src)
     calib = np.zeros((2, 1, 3, 32, 32), np.float32)
-    with pytest.raises(ExportError, match="method: expected one of minmax, percentile, entropy, got 'kl'"):
-        onnx_int8(src, tmp_path / "x.onnx", input_name="x", calibration=calib, method="kl")
+    with pytest.raises(ExportError, match="method: expected one of minmax, percentile, got 'entropy'"):
+        onnx_int8(src, tmp_path / "x.onnx", input_name="x", calibration=calib, method="entropy")
