@@ -222,8 +222,9 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         ``precision_iou50_95``: ``{name: (101,) list or None}``, the interpolated precision of COCOeval's
         ``precision`` array, for :func:`~converters.evaluation.plot_pr_curves`);
         ``agnostic_map50`` / ``agnostic_map50_95``: the same COCOeval with every class merged into one, over
-        the same detections -- the gap to ``map50`` is what wrong class labels cost (a localiser that finds
-        everything but names it wrongly scores high here and low above); ``confusion``: ``matrix``
+        the same detections (``max_dets`` then counts every class together) -- the gap to ``map50`` is what
+        wrong class labels cost (a localiser that finds everything but names it wrongly scores high here and
+        low above); ``confusion``: ``matrix``
         ((C + 1) x (C + 1) counts, rows true class then "background", columns predicted class then "missed"),
         ``rows``, ``columns``, ``conf``, ``iou`` and ``summary`` (see
         :func:`~converters.evaluation.detection_confusion.detection_confusion_matrix`).
