@@ -56,7 +56,8 @@ def detection_confusion_matrix(ground_truth: Sequence, predictions: Sequence[tup
         "missed"; ``[C, C]`` is always 0.
 
     Raises:
-        ValueError: thresholds out of range, mismatched lengths or class ids outside ``0..C-1``.
+        ValueError: thresholds out of range, mismatched lengths, non-finite predictions or class ids outside
+            ``0..C-1``.
     """
     if not 0.0 <= float(conf) <= 1.0:
         raise ValueError(f"conf: expected a confidence in [0, 1], got {conf!r}")
@@ -72,9 +73,16 @@ def detection_confusion_matrix(ground_truth: Sequence, predictions: Sequence[tup
         if isinstance(pred, Detections):
             pred = (pred.xyxy, pred.confidence, pred.class_id)
         pboxes, scores, pcls = (np.asarray(a) for a in pred)
-        keep = np.asarray(scores, np.float32).reshape(-1) >= conf
-        pboxes = pboxes.reshape(-1, 4)[keep]
-        pcls = pcls.astype(np.int64).reshape(-1)[keep]
+        pboxes = pboxes.astype(np.float32).reshape(-1, 4)
+        scores = scores.astype(np.float32).reshape(-1)
+        pcls = pcls.astype(np.int64).reshape(-1)
+        if not pboxes.shape[0] == scores.shape[0] == pcls.shape[0]:
+            raise ValueError(f"prediction {i}: expected boxes (M, 4), scores (M,), class_ids (M,), got "
+                             f"{pboxes.shape}, {scores.shape}, {pcls.shape}")
+        if not (np.isfinite(pboxes).all() and np.isfinite(scores).all()):
+            raise ValueError(f"prediction {i}: expected finite boxes and scores, got NaN/Inf")
+        keep = scores >= conf
+        pboxes, pcls = pboxes[keep], pcls[keep]
         for name, ids in (("ground truth", gcls), ("prediction", pcls)):
             if ids.size and (ids.min() < 0 or ids.max() >= c):
                 raise ValueError(f"{name} {i}: expected class ids in 0..{c - 1}, got {sorted(set(ids.tolist()))}")

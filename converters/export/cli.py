@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from .onnx_export import CALIBRATION_METHODS
+
 __all__ = ["main", "build_parser", "add_model_arguments"]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "never the --val items)")
     p.add_argument("--onnx-activations", choices=("uint8", "int8"), default="uint8",
                    help="ONNX INT8 activations: uint8 (U8S8, default: ONNX Runtime's fast x86 kernels) or int8 (S8S8)")
-    p.add_argument("--onnx-calibration", choices=("minmax", "percentile"), default="minmax",
+    p.add_argument("--onnx-calibration", choices=CALIBRATION_METHODS, default="minmax",
                    help="ONNX INT8 activation ranges: minmax (default) or percentile (99.999th: ignores rare "
                         "outliers)")
     p.add_argument("--max-drop", type=float, help="maximum metric drop for INT8 and FP16 (default 0.01 / 0.002)")

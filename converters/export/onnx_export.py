@@ -196,7 +196,7 @@ def onnx_int8(src: Path, dst: Path, *, input_name: str, calibration: np.ndarray,
             hint = ""
             if method == "percentile" and "bins" in str(exc):
                 hint = (" (percentile calibration histograms every tensor; one of them is (nearly) constant over the "
-                        f"calibration images, which happens with untrained weights: use method 'minmax')")
+                        "calibration images, which happens with untrained weights: use method 'minmax')")
             raise ExportError(f"onnx int8: quantize_static of {src.name} failed: {exc}{hint}") from exc
     check_onnx(dst)
     return excluded

@@ -119,6 +119,11 @@ def test_detection_confusion_matrix_sums_and_errors() -> None:
         detection_confusion_matrix(gts, preds, 4, iou=0.0)
     with pytest.raises(ValueError, match="class ids in 0..1"):
         detection_confusion_matrix(gts, preds, 2)
+    one = [(np.array([[0, 0, 10, 10]], np.float32), np.array([0]))]
+    with pytest.raises(ValueError, match="prediction 0: expected finite boxes and scores"):
+        detection_confusion_matrix(one, [_one([[0, 0, 10, 10]], [np.nan], [0])], 2)
+    with pytest.raises(ValueError, match=r"prediction 0: expected boxes \(M, 4\), scores \(M,\)"):
+        detection_confusion_matrix(one, [(np.zeros((2, 4)), np.ones(3), np.zeros(2))], 2)
 
 
 @needs_coco
