@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["Recipe", "Continuation", "RECIPES", "ORDER", "run_recipe", "main", "RUNS_DIR"]
 
@@ -183,12 +183,15 @@ class Continuation:
         epochs: epochs of this stage (None: the recipe's).
         lr: peak learning rate of this stage (None: the recipe's).
         input_size: train at another input size (e.g. a classifier fine-tuned at a higher resolution).
+        model: builder options replacing the recipe's (e.g. ``{"p2": True}``: YOLO-nano with a stride-4
+            level); modules the start weights lack start as initialised.
     """
 
     init: Path
     epochs: Optional[int] = None
     lr: Optional[float] = None
     input_size: Optional[int] = None
+    model: Optional[Dict[str, Any]] = None
 
     def describe(self) -> Dict[str, Any]:
         """JSON facts for the card: the start weights (name, sha256, earlier epochs and wall time), overrides."""
@@ -212,7 +215,7 @@ class Continuation:
                 "epochs_before": int(meta.get("epoch", 0)) + int(earlier.get("epochs_before") or 0),
                 "stages_before": int(earlier.get("stages_before") or 1) + (1 if earlier else 0),
                 "train_seconds_before": seconds, "metrics_before": metrics, "epochs": self.epochs, "lr": self.lr,
-                "input_size": self.input_size}
+                "input_size": self.input_size, "model": dict(self.model) if self.model else None}
 
 
 def _prior_card(path: Path, digest: str) -> Dict[str, Any]:
@@ -237,6 +240,8 @@ def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s:
         for key in ("epochs", "lr", "input_size"):
             if getattr(stage, key) is not None:
                 cfg[key] = getattr(stage, key)
+        if stage.model:
+            cfg["model"] = {**dict(cfg.get("model") or {}), **stage.model}
     weights = cfg.get("weights")
     if isinstance(weights, str) and weights.startswith("recipe:"):
         dep = weights.split(":", 1)[1]
@@ -342,6 +347,7 @@ def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
     before = facts.get("metrics_before") or {}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in before.items() if isinstance(v, float))
     flags = "".join(f" --{k.replace('_', '-')} {facts[k]}" for k in ("epochs", "lr", "input_size") if facts.get(k))
+    flags += "".join(f" --model-option {k}={json.dumps(v)}" for k, v in (facts.get("model") or {}).items())
     before = int(facts.get("stages_before") or 1)
     words = {2: "two", 3: "three", 4: "four"}
     total, earlier = words.get(before + 1, str(before + 1)), ("First" if before == 1 else f"First {before} stages,")
@@ -382,6 +388,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _model_option(text: str) -> Tuple[str, Any]:
+    """``KEY=VALUE`` → ``(key, value)``; the value is read as JSON (``true``, ``0.5``, ``[8, 16]``), else text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a builder argument name, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m converters.train.recipes NAME|all|list [...]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m converters.train.recipes",
@@ -398,11 +416,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="with --init: epochs of the new stage")
     parser.add_argument("--lr", type=float, default=None, help="with --init: peak learning rate of the stage")
     parser.add_argument("--input-size", type=int, default=None, help="with --init: train at this input size")
+    parser.add_argument("--model-option", type=_model_option, action="append", default=[], metavar="KEY=VALUE",
+                        help="with --init: a builder option replacing the recipe's (repeatable; e.g. p2=true)")
     parser.add_argument("--val-every", type=_positive_int, default=None, metavar="N",
                         help="validate every N epochs and after the last (default: every epoch)")
     args = parser.parse_args(argv)
-    if args.init is None and (args.epochs or args.lr or args.input_size):
-        parser.error("--epochs, --lr and --input-size change a continuation stage: pass --init WEIGHTS too")
+    if args.init is None and (args.epochs or args.lr or args.input_size or args.model_option):
+        parser.error("--epochs, --lr, --input-size and --model-option change a continuation stage: "
+                     "pass --init WEIGHTS too")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.name == "list":
         for n in ORDER:
@@ -415,8 +436,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     if args.init is not None and len(names) != 1:
         parser.error("--init continues one recipe, not 'all'")
-    stage = (Continuation(Path(args.init), epochs=args.epochs, lr=args.lr, input_size=args.input_size)
-             if args.init else None)
+    stage = (Continuation(Path(args.init), epochs=args.epochs, lr=args.lr, input_size=args.input_size,
+                          model=dict(args.model_option) or None) if args.init else None)
     limit = args.time_limit_min * 60 if args.time_limit_min else None
     status = 0
     for n in names:

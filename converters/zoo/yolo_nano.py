@@ -1,4 +1,4 @@
-"""YOLO-nano: the project's own nano-scale anchor-free detector (strides 8/16/32, decoupled heads).
+"""YOLO-nano: the project's own nano-scale anchor-free detector (strides 8/16/32, optional 4; decoupled heads).
 
 ::
 
@@ -15,6 +15,13 @@ Architecture (YOLOv8-like, sized for a 2-core CPU and int8):
   block at stride 32;
 * neck: PAN (top-down FPN path, then a bottom-up path) of CSP blocks, giving P3/P4/P5;
 * head: per level, two decoupled branches of two 3x3 convs: box (4 channels) and class (``nc``).
+
+``p2=True`` adds a stride-4 level for objects a few pixels wide (a 6 px object is under one stride-8 cell):
+the top-down path goes on from P3 to the stem stage's stride-4 features (one more CSP block) and a head
+of its own width reads it. The level comes *last* (strides ``8, 16, 32, 4``), and the P3-P5 outputs are
+computed exactly as without it, so a P2 model loads a plain model's weights unchanged and starts from its
+predictions (the new level's class bias starts at the same low prior). Cost at 320x320: 6,400 more
+anchors (8,500 in all) and the stride-4 convolutions.
 
 Activations default to ReLU (fuses into conv and quantises without a lookup table on every runtime);
 ``act="silu"`` is available.
@@ -37,7 +44,7 @@ one-to-one head with top-1, and the one-to-one head is exported with top-K selec
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -45,10 +52,11 @@ from torch import nn
 
 from ._common import SizeArg, ZooModel, choice, positive_float, positive_int, resolve_classes, size_hw
 
-__all__ = ["YoloNano", "YoloNanoExport", "build_yolo_nano", "STRIDES", "ACTIVATIONS", "make_anchors",
+__all__ = ["YoloNano", "YoloNanoExport", "build_yolo_nano", "STRIDES", "STRIDES_P2", "ACTIVATIONS", "make_anchors",
            "decode_ltrb", "flatten_levels"]
 
 STRIDES: Tuple[int, int, int] = (8, 16, 32)
+STRIDES_P2: Tuple[int, int, int, int] = (8, 16, 32, 4)   #: with ``p2``: the stride-4 level comes last
 ACTIVATIONS = ("relu", "relu6", "silu")
 _BASE_WIDTHS = (64, 128, 256, 512, 512)
 _BASE_DEPTHS = (3, 6, 6, 3)
@@ -126,13 +134,13 @@ class SPPF(nn.Module):
 
 
 class Backbone(nn.Module):
-    """CSP backbone: ``[B, 3, H, W]`` → ``(P3, P4, P5)`` at strides 8, 16, 32.
+    """CSP backbone: ``[B, 3, H, W]`` → ``(P3, P4, P5)`` at strides 8, 16, 32 (then P2, stride 4, with ``p2``).
 
     Attributes:
-        out_channels: widths of P3, P4, P5.
+        out_channels: widths of P3, P4, P5 (and P2).
     """
 
-    def __init__(self, widths: Sequence[int], depths: Sequence[int], *, act: str) -> None:
+    def __init__(self, widths: Sequence[int], depths: Sequence[int], *, act: str, p2: bool = False) -> None:
         super().__init__()
         c0, c1, c2, c3, c4 = widths
         self.stem = ConvBNAct(3, c0, 3, 2, act=act)
@@ -144,22 +152,27 @@ class Backbone(nn.Module):
         self.stage2 = nn.Sequential(*stage(c1, c2, depths[1]))
         self.stage3 = nn.Sequential(*stage(c2, c3, depths[2]))
         self.stage4 = nn.Sequential(*stage(c3, c4, depths[3]), SPPF(c4, c4, act=act))
-        self.out_channels = (c2, c3, c4)
+        self.p2 = p2
+        self.out_channels = (c2, c3, c4, c1) if p2 else (c2, c3, c4)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.stage1(self.stem(x))
         p3 = self.stage2(x)
         p4 = self.stage3(p3)
         p5 = self.stage4(p4)
-        return [p3, p4, p5]
+        return [p3, p4, p5, x] if self.p2 else [p3, p4, p5]
 
 
 class PAN(nn.Module):
-    """PAN neck: top-down then bottom-up fusion. ``(P3, P4, P5)`` → ``(N3, N4, N5)``, same widths."""
+    """PAN neck: top-down then bottom-up fusion. ``(P3, P4, P5)`` → ``(N3, N4, N5)``, same widths.
+
+    Given a fourth (stride-4) input, the top-down path goes on from N3 to it: ``(P3, P4, P5, P2)`` →
+    ``(N3, N4, N5, N2)``, with N3-N5 unchanged by it.
+    """
 
     def __init__(self, channels: Sequence[int], n: int, *, act: str) -> None:
         super().__init__()
-        c3, c4, c5 = channels
+        c3, c4, c5 = channels[:3]
         self.up = nn.Upsample(scale_factor=2.0, mode="nearest")
         self.td4 = CSPBlock(c5 + c4, c4, n, shortcut=False, act=act)
         self.td3 = CSPBlock(c4 + c3, c3, n, shortcut=False, act=act)
@@ -167,14 +180,20 @@ class PAN(nn.Module):
         self.bu4 = CSPBlock(c3 + c4, c4, n, shortcut=False, act=act)
         self.down4 = ConvBNAct(c4, c4, 3, 2, act=act)
         self.bu5 = CSPBlock(c4 + c5, c5, n, shortcut=False, act=act)
+        self.td2: Optional[CSPBlock] = None
+        if len(channels) == 4:
+            c2 = channels[3]
+            self.td2 = CSPBlock(c3 + c2, c2, n, shortcut=False, act=act)
 
     def forward(self, feats: List[torch.Tensor]) -> List[torch.Tensor]:
-        p3, p4, p5 = feats
+        p3, p4, p5 = feats[:3]
         t4 = self.td4(torch.cat([self.up(p5), p4], 1))
         n3 = self.td3(torch.cat([self.up(t4), p3], 1))
         n4 = self.bu4(torch.cat([self.down3(n3), t4], 1))
         n5 = self.bu5(torch.cat([self.down4(n4), p5], 1))
-        return [n3, n4, n5]
+        if self.td2 is None:
+            return [n3, n4, n5]
+        return [n3, n4, n5, self.td2(torch.cat([self.up(n3), feats[3]], 1))]
 
 
 class DetectHead(nn.Module):
@@ -182,10 +201,13 @@ class DetectHead(nn.Module):
 
     Returns per level ``[B, 4 + nc, H, W]``: channels 0..3 are raw ``l, t, r, b`` (grid units, before the
     ReLU), channels 4.. are class logits.
+
+    ``box_width`` / ``cls_width``: the branches' widths, one for all levels or one per level.
     """
 
-    def __init__(self, channels: Sequence[int], num_classes: int, *, box_width: int, cls_width: int, act: str,
-                 strides: Sequence[int], input_hw: Tuple[int, int]) -> None:
+    def __init__(self, channels: Sequence[int], num_classes: int, *, box_width: Union[int, Sequence[int]],
+                 cls_width: Union[int, Sequence[int]], act: str, strides: Sequence[int],
+                 input_hw: Tuple[int, int]) -> None:
         super().__init__()
         self.num_classes = num_classes
 
@@ -193,8 +215,11 @@ class DetectHead(nn.Module):
             return nn.Sequential(ConvBNAct(c_in, width, 3, act=act), ConvBNAct(width, width, 3, act=act),
                                  nn.Conv2d(width, c_out, 1))
 
-        self.box = nn.ModuleList(branch(c, box_width, 4) for c in channels)
-        self.cls = nn.ModuleList(branch(c, cls_width, num_classes) for c in channels)
+        def per_level(w: Union[int, Sequence[int]]) -> List[int]:
+            return [int(w)] * len(channels) if isinstance(w, int) else [int(v) for v in w]
+
+        self.box = nn.ModuleList(branch(c, w, 4) for c, w in zip(channels, per_level(box_width)))
+        self.cls = nn.ModuleList(branch(c, w, num_classes) for c, w in zip(channels, per_level(cls_width)))
         self._init_bias(strides, input_hw)
 
     def _init_bias(self, strides: Sequence[int], input_hw: Tuple[int, int]) -> None:
@@ -265,9 +290,10 @@ class YoloNano(ZooModel, nn.Module):
         act: ``"relu"``, ``"relu6"`` or ``"silu"``.
         end2end: add the one-to-one (NMS-free) head.
         max_det: K, the rows of the end-to-end export output.
+        p2: add the stride-4 level (see the module docstring).
 
     Attributes:
-        strides: (8, 16, 32).
+        strides: (8, 16, 32), or (8, 16, 32, 4) with ``p2``: the order of the levels everywhere.
         backbone, neck, head, one2one_head (None without ``end2end``).
     """
 
@@ -275,21 +301,23 @@ class YoloNano(ZooModel, nn.Module):
     output_names = ("output0",)
 
     def __init__(self, *, num_classes: int, labels: Sequence[str], input_hw: Tuple[int, int], width_mult: float,
-                 depth_mult: float, act: str, end2end: bool, max_det: int) -> None:
+                 depth_mult: float, act: str, end2end: bool, max_det: int, p2: bool = False) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.labels = tuple(labels)
         self.input_hw = input_hw
-        self.strides = STRIDES
+        self.strides: Tuple[int, ...] = STRIDES_P2 if p2 else STRIDES
         self.end2end = end2end
         self.max_det = max_det
         widths = [_width(c, width_mult) for c in _BASE_WIDTHS]
         depths = [_depth(n, depth_mult) for n in _BASE_DEPTHS]
-        self.backbone = Backbone(widths, depths, act=act)
+        self.backbone = Backbone(widths, depths, act=act, p2=p2)
         chs = self.backbone.out_channels
         self.neck = PAN(chs, depths[0], act=act)
-        box_width = max(16, chs[0] // 2)
-        cls_width = max(16, chs[0])          # independent of num_classes: only the last 1x1 conv depends on it
+        # independent of num_classes: only the last 1x1 conv depends on it; P3-P5 share P3's widths, and the
+        # stride-4 level (16x the cells of P3) gets its own, narrower ones
+        box_width = [max(16, chs[0] // 2)] * 3 + [max(16, c // 2) for c in chs[3:]]
+        cls_width = [max(16, chs[0])] * 3 + [max(16, c) for c in chs[3:]]
 
         def make_head() -> DetectHead:
             return DetectHead(chs, num_classes, box_width=box_width, cls_width=cls_width, act=act,
@@ -305,10 +333,12 @@ class YoloNano(ZooModel, nn.Module):
                                        "input_size": list(input_hw), "width_mult": width_mult,
                                        "depth_mult": depth_mult, "act": act, "end2end": end2end,
                                        "max_det": max_det}
+        if p2:  # only when on: checkpoints of plain models keep their config
+            self.config["p2"] = True
 
     # -- forward ---------------------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Neck outputs ``[B, C_i, H / s_i, W / s_i]`` for s = 8, 16, 32."""
+        """Neck outputs ``[B, C_i, H / s_i, W / s_i]`` for s in :attr:`strides`."""
         return self.neck(self.backbone(x))
 
     def forward(self, x: torch.Tensor) -> Any:
@@ -500,7 +530,7 @@ class YoloNanoExport(nn.Module):
 
 def build_yolo_nano(*, num_classes: Optional[int] = None, labels: Optional[Sequence[str]] = None,
                     input_size: SizeArg = 320, width_mult: float = 0.25, depth_mult: float = 0.34,
-                    act: str = "relu", end2end: bool = False, max_det: int = 100) -> YoloNano:
+                    act: str = "relu", end2end: bool = False, max_det: int = 100, p2: bool = False) -> YoloNano:
     """Build a YOLO-nano detector (random weights).
 
     Args:
@@ -512,6 +542,8 @@ def build_yolo_nano(*, num_classes: Optional[int] = None, labels: Optional[Seque
         act: ``"relu"`` (default), ``"relu6"`` or ``"silu"``.
         end2end: add the NMS-free one-to-one head (exported by default).
         max_det: K, rows of the end-to-end output.
+        p2: add a stride-4 level for objects a few pixels wide (levels ordered 8, 16, 32, 4; loads the
+            weights of a model without it).
 
     Returns:
         A :class:`YoloNano` in training mode.
@@ -526,6 +558,8 @@ def build_yolo_nano(*, num_classes: Optional[int] = None, labels: Optional[Seque
     act = choice(act, ACTIVATIONS, "act")
     if not isinstance(end2end, bool):
         raise ValueError(f"end2end: expected True or False, got {end2end!r}")
+    if not isinstance(p2, bool):
+        raise ValueError(f"p2: expected True or False, got {p2!r}")
     max_det = positive_int(max_det, "max_det")
     return YoloNano(num_classes=num_classes, labels=labels_t, input_hw=hw, width_mult=width_mult,
-                    depth_mult=depth_mult, act=act, end2end=end2end, max_det=max_det)
+                    depth_mult=depth_mult, act=act, end2end=end2end, max_det=max_det, p2=p2)

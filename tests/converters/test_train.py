@@ -2,6 +2,7 @@
 bad data, the schedule / EMA, checkpoints loadable with weights_only=True, and the CLI's exit codes."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -461,3 +462,19 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
             recipes.main(["tiny_cls", "--val-every", bad])
         assert exc.value.code == 2
     assert "expected a positive integer" in capsys.readouterr().err
+    # --model-option: builder options of the stage (JSON values), recorded in the facts and the card's command
+    assert recipes._model_option("p2=true") == ("p2", True)
+    assert recipes._model_option("width_mult=0.5") == ("width_mult", 0.5)
+    assert recipes._model_option("act=silu") == ("act", "silu")
+    for bad in ("p2", "=1", "two words=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected KEY=VALUE"):
+            recipes._model_option(bad)
+    with pytest.raises(SystemExit):
+        recipes.main(["tiny_cls", "--model-option", "width_mult=0.5"])
+    assert "pass --init WEIGHTS" in capsys.readouterr().err
+    wider = recipes.Continuation(wd / "tiny_cls.pt", epochs=1, model={"width_mult": 0.5})
+    cfg = recipes._config(tiny, tmp_path, threads=1, time_limit_s=None, progress=False, stage=wider)
+    assert cfg.model == {"variant": "v3_small", "width_mult": 0.5} and tiny.config["model"]["width_mult"] == 0.25
+    facts = wider.describe()
+    assert facts["model"] == {"width_mult": 0.5} and recipes.Continuation(wd / "tiny_cls.pt").describe()["model"] is None
+    assert "--epochs 1 --model-option width_mult=0.5`" in recipes._stage_note("tiny_cls", facts, 1)

@@ -490,6 +490,49 @@ def test_task_aligned_assigner_gives_tiny_boxes_a_candidate():
         TaskAlignedAssigner(2, min_box=-1.0)
 
 
+def test_yolo_p2_adds_a_stride4_level_and_loads_plain_weights(tmp_path):
+    """p2: a stride-4 level appended after P3-P5, which stay exactly as without it, so a plain model's weights
+    load into it (only the new modules are missing) and its predictions carry over; the ONNX export, the
+    loss (tiny boxes reach the new level) and the checkpoint round trip all see four levels."""
+    plain = build_small("yolo_nano_e2e")
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    p2 = build_model("yolo_nano", seed=1, p2=True, **SMALL["yolo_nano_e2e"])
+    assert p2.strides == (8, 16, 32, 4) and p2.config["p2"] is True and "p2" not in plain.config
+    report = load_weights(p2, path, strict=False)
+    new = ("neck.td2.", "head.box.3.", "head.cls.3.", "one2one_head.box.3.", "one2one_head.cls.3.")
+    assert report.missing and all(k.startswith(new) for k in report.missing) and not report.unexpected
+    assert not report.skipped
+    x = plain.example_input(2)
+    with torch.no_grad():
+        a, b = plain(x), p2.eval()(x)
+    for head in ("one2many", "one2one"):
+        assert [tuple(t.shape[-2:]) for t in b[head]] == [(8, 8), (4, 4), (2, 2), (16, 16)]
+        for la, lb in zip(a[head], b[head][:3]):
+            torch.testing.assert_close(la, lb, rtol=0, atol=0)
+        # the untrained level starts at the class prior: it adds no confident detections
+        assert float(b[head][3][:, 4:].sigmoid().max()) < 0.01
+    module = p2.export_module(head="one2many")
+    _, (got,) = run_onnx(export_onnx(module, x, ["output0"]), x.numpy())
+    with torch.no_grad():
+        ref = module(x).numpy()
+    assert got.shape == ref.shape == (2, 4 + 3, 64 + 16 + 4 + 256)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)          # boxes in pixels, scores in 0..1
+    # a 3 px object: the loss reaches the stride-4 level's box branch through its assigned anchor
+    loss_fn = p2.loss()
+    assert loss_fn.strides == (8, 16, 32, 4)
+    p2.train()
+    loss, _ = loss_fn(p2(x), [{"boxes": torch.tensor([[30.0, 30.0, 33.0, 33.0]]), "labels": torch.tensor([1])}] * 2)
+    loss.backward()
+    assert float(p2.head.box[3][2].weight.grad.abs().sum()) > 0
+    # the checkpoint says p2, so load_model rebuilds the four levels
+    back = load_model(save_checkpoint(tmp_path / "p2.pt", p2.eval())).eval()
+    assert back.strides == (8, 16, 32, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(back.predict(x), p2.predict(x))
+    with pytest.raises(ValueError, match="p2: expected True or False"):
+        build_model("yolo_nano", p2="yes", **SMALL["yolo_nano"])
+
+
 def test_yolo_loss_handles_images_without_objects_and_bad_targets():
     model = build_model("yolo_nano", seed=0, **SMALL["yolo_nano_e2e"])
     loss_fn = model.loss()
