@@ -46,6 +46,17 @@ def confusion_line(confusion: Dict[str, Any]) -> str:
             f"no object")
 
 
+def size_table(by_size: Dict[str, Any]) -> str:
+    """A small table of a detection report's ``by_size`` entry: objects found / confused / missed per size bin."""
+    lines = [f"by object side ({by_size['measure']}, conf >= {by_size['conf']:g}, IoU >= {by_size['iou']:g}):",
+             f"  {'side px':>9} {'objects':>8} {'right class':>12} {'wrong class':>12} {'missed':>8}"]
+    for b in by_size["bins"]:
+        span = f"{b['min_px']:g}-{b['max_px']:g}" if b["max_px"] is not None else f"{b['min_px']:g}+"
+        lines.append(f"  {span:>9} {b['objects']:>8} {b['found_right_class']:>12.1%} "
+                     f"{b['found_wrong_class']:>12.1%} {b['missed']:>8.1%}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgesdk eval", description="Evaluate a checkpoint or an exported model.")
     p.add_argument("model", help="checkpoint (.pt) or exported model (.onnx, .tflite, .xml)")
@@ -201,6 +212,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         conf = report.get("confusion")
         if isinstance(conf, dict):
             print(confusion_line(conf))
+        if isinstance(report.get("by_size"), dict):
+            print(size_table(report["by_size"]))
     return 0
 
 

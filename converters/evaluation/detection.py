@@ -24,7 +24,7 @@ import numpy as np
 from sdk.results import Detections
 
 from ..data._common import detection_item, progress as _progress
-from .detection_confusion import confusion_summary, detection_confusion_matrix
+from .detection_confusion import confusion_summary, detection_confusion_matrix, recall_by_size
 from .predictor import check_result, predictor_name
 
 __all__ = ["evaluate_detection", "detection_metrics", "coco_library", "COCO_LIBRARIES"]
@@ -199,7 +199,8 @@ def _curve(p: np.ndarray) -> Optional[list]:
 
 def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_names: Sequence[str],
                       image_sizes: Optional[Sequence] = None, max_dets: int = 100, library: str = "auto",
-                      confusion_conf: float = 0.25, confusion_iou: float = 0.45) -> dict:
+                      confusion_conf: float = 0.25, confusion_iou: float = 0.45,
+                      input_hw: Optional[Sequence[int]] = None, resize: str = "letterbox") -> dict:
     """COCO box metrics of predictions against ground truth (no model involved).
 
     Args:
@@ -212,6 +213,9 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         library: ``"auto"``, ``"faster_coco_eval"`` or ``"pycocotools"`` (see :func:`coco_library`).
         confusion_conf: confidence threshold of the confusion matrix's operating point.
         confusion_iou: IoU a detection needs to count as finding an object in the confusion matrix.
+        input_hw: the network input ``(height, width)``: object sizes in ``by_size`` are measured there
+            (needs ``image_sizes``); default: in image pixels.
+        resize: how the runtime fits images to ``input_hw`` (``"letterbox"``, ``"center_crop"``, ``"stretch"``).
 
     Returns:
         JSON-ready dict: ``map50_95``, ``map50``, ``map75``, ``map_small/medium/large``, ``ar1``, ``ar10``,
@@ -227,7 +231,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         low above); ``confusion``: ``matrix``
         ((C + 1) x (C + 1) counts, rows true class then "background", columns predicted class then "missed"),
         ``rows``, ``columns``, ``conf``, ``iou`` and ``summary`` (see
-        :func:`~converters.evaluation.detection_confusion.detection_confusion_matrix`).
+        :func:`~converters.evaluation.detection_confusion.detection_confusion_matrix`); ``by_size``: the same
+        operating point's outcomes by object side (:func:`~converters.evaluation.detection_confusion.recall_by_size`).
 
     Raises:
         ValueError: mismatched lengths, class ids outside ``class_names``, non-finite predictions, bad max_dets.
@@ -242,6 +247,8 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
     gt, dt, n_dets = _coco_dicts(ground_truth, predictions, len(names), image_sizes)
     preds = [_as_prediction(p, i) for i, p in enumerate(predictions)]
     cm = detection_confusion_matrix(ground_truth, preds, len(names), conf=confusion_conf, iou=confusion_iou)
+    by_size = recall_by_size(ground_truth, preds, len(names), image_sizes=image_sizes, input_hw=input_hw,
+                             resize=resize, conf=confusion_conf, iou=confusion_iou)
     n_gt = np.bincount(np.array([a["category_id"] - 1 for a in gt["annotations"]], np.int64),
                        minlength=len(names))
     if gt["annotations"]:
@@ -272,6 +279,7 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         "iou_thresholds": [round(float(t), 2) for t in iou_thrs],
         "confusion": {"matrix": cm.tolist(), "rows": names + ["background"], "columns": names + ["missed"],
                       "conf": float(confusion_conf), "iou": float(confusion_iou), "summary": confusion_summary(cm)},
+        "by_size": by_size,
         "pr_curves": {
             "recall": [round(float(r), 2) for r in rec_thrs],
             "precision_iou50": {n: _curve(precision[0, :, k, 0, -1]) for k, n in enumerate(names)},
@@ -281,6 +289,15 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         },
     })
     return report
+
+
+def _network_input(predictor: Any) -> dict:
+    """``{"input_hw", "resize"}`` of a predictor with an ``sdk`` contract, else {} (sizes in image pixels)."""
+    inp = getattr(getattr(predictor, "contract", None), "input", None)
+    hw, resize = getattr(inp, "size_hw", None), getattr(inp, "resize", None)
+    if hw is None or resize is None:
+        return {}
+    return {"input_hw": tuple(int(v) for v in hw), "resize": str(resize)}
 
 
 def evaluate_detection(predictor: Any, dataset: Sequence, *, class_names: Optional[Sequence[str]] = None,
@@ -298,7 +315,8 @@ def evaluate_detection(predictor: Any, dataset: Sequence, *, class_names: Option
 
     Returns:
         JSON-ready dict of :func:`detection_metrics` plus ``predictor`` and ``seconds`` / ``images_per_s``
-        (the predictor's wall time).
+        (the predictor's wall time). When the predictor has a contract (an ``sdk.Model``), ``by_size``
+        measures objects at its network input (its ``input.size_hw`` and ``input.resize``).
 
     Raises:
         ValueError: no class names, a malformed item, or predictions with unknown class ids.
@@ -318,7 +336,7 @@ def evaluate_detection(predictor: Any, dataset: Sequence, *, class_names: Option
         preds.append(dets)
         sizes.append(image.shape[:2])
     report = detection_metrics(gts, preds, class_names=names, image_sizes=sizes, max_dets=max_dets,
-                               library=library)
+                               library=library, **_network_input(predictor))
     report["predictor"] = predictor_name(predictor)
     report["seconds"] = round(spent, 3)
     report["images_per_s"] = round(len(gts) / spent, 2) if spent > 0 else None

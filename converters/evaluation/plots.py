@@ -1,4 +1,4 @@
-"""PNG plots of evaluation reports: precision/recall curves, ROC, confusion matrix.
+"""PNG plots of evaluation reports: precision/recall curves, ROC, confusion matrix, recall by object size.
 
 matplotlib is imported inside the functions and drawn through its Agg canvas directly (no pyplot, so the
 user's global matplotlib backend is never changed).
@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["plot_pr_curves", "plot_roc", "plot_confusion_matrix", "save_plots"]
+__all__ = ["plot_pr_curves", "plot_roc", "plot_confusion_matrix", "plot_recall_by_size", "save_plots"]
 
 PathLike = Union[str, Path]
 
@@ -174,11 +174,49 @@ def plot_confusion_matrix(report: dict, path: PathLike, *, normalize: bool = Tru
     return _save(fig, path)
 
 
+def plot_recall_by_size(report: dict, path: PathLike) -> Path:
+    """Stacked bars per object-size bin of a detection report's ``by_size``: right class / wrong class / missed.
+
+    Args:
+        report: a dict from :func:`~converters.evaluation.evaluate_detection` (with ``by_size``).
+        path: PNG file to write.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        ValueError: the report has no ``by_size`` bins.
+    """
+    by = report.get("by_size")
+    bins = by.get("bins") if isinstance(by, dict) else None
+    if not bins:
+        raise ValueError("report: expected 'by_size' with 'bins' (a detection report), got none")
+    labels = [f"{b['min_px']:g}-{b['max_px']:g}" if b["max_px"] is not None else f"{b['min_px']:g}+" for b in bins]
+    parts = [("found_right_class", "right class", "#2e7d32"), ("found_wrong_class", "wrong class", "#f9a825"),
+             ("missed", "missed", "#c62828")]
+    fig = _figure((max(5.0, 0.9 * len(bins) + 2.0), 4.0))
+    ax = fig.add_subplot()
+    x = np.arange(len(bins))
+    bottom = np.zeros(len(bins))
+    for key, name, colour in parts:
+        v = np.array([float(b[key]) for b in bins])
+        ax.bar(x, v, bottom=bottom, color=colour, label=name, width=0.7)
+        bottom += v
+    for i, b in enumerate(bins):
+        ax.text(i, 1.02, f"n={b['objects']}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(0, 1.12)
+    ax.set(xlabel=f"object side sqrt(w*h), {by.get('measure', 'px')}", ylabel="fraction of objects",
+           title=f"Objects by size -- conf >= {by.get('conf', 0.25):g}, IoU >= {by.get('iou', 0.45):g}")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
 def save_plots(report: dict, out_dir: PathLike, *, prefix: str = "") -> list:
     """Write every plot that fits a report into ``out_dir``; return the paths.
 
-    Detection: ``pr_curves.png`` (IoU 0.5), ``pr_curves_50_95.png`` and ``confusion_matrix.png`` (when the
-    report has one); classification:
+    Detection: ``pr_curves.png`` (IoU 0.5), ``pr_curves_50_95.png``, ``confusion_matrix.png`` and
+    ``recall_by_size.png`` (when the report has them); classification:
     ``confusion_matrix.png``; verification: ``roc.png``.
     """
     out = Path(out_dir)
@@ -188,6 +226,8 @@ def save_plots(report: dict, out_dir: PathLike, *, prefix: str = "") -> list:
                  plot_pr_curves(report, out / f"{prefix}pr_curves_50_95.png", iou="50_95")]
         if isinstance(report.get("confusion"), dict):
             paths.append(plot_confusion_matrix(report, out / f"{prefix}confusion_matrix.png"))
+        if isinstance(report.get("by_size"), dict):
+            paths.append(plot_recall_by_size(report, out / f"{prefix}recall_by_size.png"))
         return paths
     if task == "classify":
         return [plot_confusion_matrix(report, out / f"{prefix}confusion_matrix.png")]

@@ -65,6 +65,9 @@ def test_detector_checkpoint_on_a_yolo_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     n = report["n_gt"]
     assert "agnostic_map50" in out and f"of {n} objects" in out and "missed" in out
+    # ... and by object size at the network input (the checkpoint's contract: 64 px, letterbox)
+    assert report["by_size"]["measure"] == "input px" and "by object side (input px, conf >= 0.25" in out
+    assert sum(b["objects"] for b in report["by_size"]["bins"]) == n
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ from converters.data import make_split
 from converters.evaluation import (CallablePredictor, Predictor, calibrate_threshold, classification_metrics,
                                    coco_library, detection_metrics, embedding_distances, evaluate_classification,
                                    evaluate_detection, evaluate_embeddings, evaluate_verification, plot_confusion_matrix,
-                                   plot_pr_curves, plot_roc, roc_curve, save_plots)
-from converters.evaluation.detection_confusion import confusion_summary, detection_confusion_matrix
+                                   plot_pr_curves, plot_recall_by_size, plot_roc, roc_curve, save_plots)
+from converters.evaluation.detection_confusion import confusion_summary, detection_confusion_matrix, recall_by_size
 from sdk.results import Classification, Detections, Embedding
 from tests.conftest import has_module
 
@@ -126,6 +126,43 @@ def test_detection_confusion_matrix_sums_and_errors() -> None:
         detection_confusion_matrix(one, [(np.zeros((2, 4)), np.ones(3), np.zeros(2))], 2)
 
 
+def test_recall_by_size_hand_checked() -> None:
+    """Sizes as sqrt(w * h), binned in image pixels or at the network input (letterbox, stretch, center crop);
+    each bin splits its objects into right class / wrong class / missed at the operating point."""
+    gts = [(np.array([[0, 0, 6, 6], [100, 0, 120, 20], [0, 100, 60, 160], [200, 200, 210, 240]], np.float32),
+            np.array([0, 1, 0, 1]))]                     # sides 6, 20, 60, 20 (10 x 40)
+    preds = [_one([[0, 0, 6, 6], [100, 0, 120, 20], [0, 100, 60, 160]], [0.9, 0.9, 0.1], [0, 0, 0])]
+    out = recall_by_size(gts, preds, 2, edges=(0, 8, 32))
+    assert out["measure"] == "image px"
+    assert [(b["min_px"], b["max_px"], b["objects"]) for b in out["bins"]] == [(0, 8, 1), (8, 32, 2), (32, None, 1)]
+    assert [(b["found_right_class"], b["found_wrong_class"], b["missed"]) for b in out["bins"]] == \
+        [(1.0, 0.0, 0.0), (0.0, 0.5, 0.5), (0.0, 0.0, 1.0)]   # the 60 px box scores under conf: missed
+    # at a 160 px letterboxed input a 640x480 image shrinks 4x: sides 1.5, 5, 15, 5
+    sizes = [(480, 640)]
+    low = recall_by_size(gts, preds, 2, image_sizes=sizes, input_hw=(160, 160), edges=(0, 8, 32))
+    assert low["measure"] == "input px" and [b["objects"] for b in low["bins"]] == [3, 1, 0]
+    assert low["bins"][2]["found_right_class"] == 0.0          # an empty bin reports zeros, not NaN
+    # stretch scales the axes apart (0.25 and 1/3: side x 0.289); center crop fills (x 1/3)
+    st = recall_by_size(gts, preds, 2, image_sizes=sizes, input_hw=(160, 160), resize="stretch", edges=(0, 5.8, 32))
+    assert [b["objects"] for b in st["bins"]] == [3, 1, 0]     # 60 * 0.289 = 17.3; 20 * 0.289 = 5.77
+    cc = recall_by_size(gts, preds, 2, image_sizes=sizes, input_hw=(160, 160), resize="center_crop",
+                        edges=(0, 6.5, 32))
+    assert [b["objects"] for b in cc["bins"]] == [1, 3, 0]     # 6 / 3 = 2; 20 / 3 = 6.67
+    # the bins add up to the confusion matrix's rows
+    rgts, rpreds = _random_case(5)
+    cm = detection_confusion_matrix(rgts, rpreds, 4, conf=0.3)
+    bins = recall_by_size(rgts, rpreds, 4, conf=0.3)["bins"]
+    total = sum(b["objects"] for b in bins)
+    right = sum(round(b["objects"] * b["found_right_class"]) for b in bins)
+    missed = sum(round(b["objects"] * b["missed"]) for b in bins)
+    assert (total, right, missed) == (int(cm[:4].sum()), int(np.trace(cm[:4, :4])), int(cm[:4, 4].sum()))
+    for kwargs, match in (({"edges": (1, 8)}, "edges"), ({"edges": (0, 8, 8)}, "edges"),
+                          ({"resize": "crop"}, "resize"), ({"input_hw": (160, 160)}, "image_sizes"),
+                          ({"conf": -0.1}, "conf")):
+        with pytest.raises(ValueError, match=match):
+            recall_by_size(gts, preds, 2, **kwargs)
+
+
 @needs_coco
 def test_detection_report_carries_confusion_and_agnostic_map() -> None:
     gts, preds = _random_case(1)
@@ -139,6 +176,7 @@ def test_detection_report_carries_confusion_and_agnostic_map() -> None:
     assert report["agnostic_map50"] == pytest.approx(merged["map50"], abs=1e-12)
     assert report["agnostic_map50_95"] == pytest.approx(merged["map50_95"], abs=1e-12)
     assert merged["map50"] != pytest.approx(report["map50"], abs=1e-3)   # the case has class swaps
+    assert report["by_size"] == recall_by_size(gts, preds, 4, conf=0.3)  # no input size given: image pixels
     json.dumps(report)
 
 
@@ -387,11 +425,13 @@ def test_plots_written(tmp_path: Path) -> None:
         det = detection_metrics(gts, preds, class_names=["a", "b", "c", "d"])
         assert _is_png(plot_pr_curves(det, tmp_path / "pr.png"))
         paths += save_plots(det, tmp_path / "all")
-    assert all(_is_png(p) for p in paths) and len(paths) == (5 if LIBS else 2)
+    assert all(_is_png(p) for p in paths) and len(paths) == (6 if LIBS else 2)
     if LIBS:
-        assert (tmp_path / "all" / "confusion_matrix.png") in paths
+        assert {tmp_path / "all" / "confusion_matrix.png", tmp_path / "all" / "recall_by_size.png"} <= set(paths)
     with pytest.raises(ValueError, match="pr_curves"):
         plot_pr_curves(cls, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="by_size"):
+        plot_recall_by_size(cls, tmp_path / "x.png")
 
 
 # ------------------------------------------------------------------------------- an artifact from sdk.load
