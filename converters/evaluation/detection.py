@@ -200,7 +200,8 @@ def _curve(p: np.ndarray) -> Optional[list]:
 def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_names: Sequence[str],
                       image_sizes: Optional[Sequence] = None, max_dets: int = 100, library: str = "auto",
                       confusion_conf: float = 0.25, confusion_iou: float = 0.45,
-                      input_hw: Optional[Sequence[int]] = None, resize: str = "letterbox") -> dict:
+                      input_hw: Optional[Sequence[int]] = None, resize: str = "letterbox",
+                      crop_fraction: float = 1.0) -> dict:
     """COCO box metrics of predictions against ground truth (no model involved).
 
     Args:
@@ -216,6 +217,7 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
         input_hw: the network input ``(height, width)``: object sizes in ``by_size`` are measured there
             (needs ``image_sizes``); default: in image pixels.
         resize: how the runtime fits images to ``input_hw`` (``"letterbox"``, ``"center_crop"``, ``"stretch"``).
+        crop_fraction: with ``center_crop``, the fraction of the resized image kept.
 
     Returns:
         JSON-ready dict: ``map50_95``, ``map50``, ``map75``, ``map_small/medium/large``, ``ar1``, ``ar10``,
@@ -248,7 +250,7 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
     preds = [_as_prediction(p, i) for i, p in enumerate(predictions)]
     cm = detection_confusion_matrix(ground_truth, preds, len(names), conf=confusion_conf, iou=confusion_iou)
     by_size = recall_by_size(ground_truth, preds, len(names), image_sizes=image_sizes, input_hw=input_hw,
-                             resize=resize, conf=confusion_conf, iou=confusion_iou)
+                             resize=resize, crop_fraction=crop_fraction, conf=confusion_conf, iou=confusion_iou)
     n_gt = np.bincount(np.array([a["category_id"] - 1 for a in gt["annotations"]], np.int64),
                        minlength=len(names))
     if gt["annotations"]:
@@ -292,12 +294,20 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
 
 
 def _network_input(predictor: Any) -> dict:
-    """``{"input_hw", "resize"}`` of a predictor with an ``sdk`` contract, else {} (sizes in image pixels)."""
+    """``{"input_hw", "resize", "crop_fraction"}`` of a predictor with an ``sdk`` contract and a static input
+    size, else {} (object sizes then stay in image pixels)."""
+    from sdk.errors import SDKError
+
     inp = getattr(getattr(predictor, "contract", None), "input", None)
-    hw, resize = getattr(inp, "size_hw", None), getattr(inp, "resize", None)
+    try:
+        hw = getattr(inp, "size_hw", None)
+    except SDKError:  # a dynamic height / width: no single input size to measure at
+        return {}
+    resize = getattr(inp, "resize", None)
     if hw is None or resize is None:
         return {}
-    return {"input_hw": tuple(int(v) for v in hw), "resize": str(resize)}
+    return {"input_hw": tuple(int(v) for v in hw), "resize": str(resize),
+            "crop_fraction": float(getattr(inp, "crop_fraction", 1.0))}
 
 
 def evaluate_detection(predictor: Any, dataset: Sequence, *, class_names: Optional[Sequence[str]] = None,

@@ -146,22 +146,23 @@ def confusion_summary(cm: Any) -> dict:
             "detections": detections, "false_positives": frac(int(m[c, :c].sum()), detections)}
 
 
-def _input_scale(size_hw: Sequence[int], input_hw: Sequence[int], resize: str) -> float:
+def _input_scale(size_hw: Sequence[int], input_hw: Sequence[int], resize: str, crop_fraction: float) -> float:
     """Linear scale of an object's side from the image to the network input (letterbox: the fit; center_crop:
-    the fill; stretch: the geometric mean of the two axes' scales)."""
+    the fill, divided by the crop fraction, as ``sdk.preprocess.center_crop``; stretch: the geometric mean of
+    the two axes' scales)."""
     h, w = (float(v) for v in size_hw)
     ih, iw = (float(v) for v in input_hw)
     if resize == "letterbox":
         return min(ih / h, iw / w)
     if resize == "center_crop":
-        return max(ih / h, iw / w)
+        return max(ih / h, iw / w) / float(crop_fraction)
     return float(np.sqrt((ih / h) * (iw / w)))
 
 
 def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: int, *,
                    image_sizes: Optional[Sequence] = None, input_hw: Optional[Sequence[int]] = None,
-                   resize: str = "letterbox", edges: Sequence[float] = SIZE_EDGES, conf: float = 0.25,
-                   iou: float = 0.45) -> Dict[str, Any]:
+                   resize: str = "letterbox", crop_fraction: float = 1.0, edges: Sequence[float] = SIZE_EDGES,
+                   conf: float = 0.25, iou: float = 0.45) -> Dict[str, Any]:
     """Found / confused / missed objects by size, at the operating point of :func:`detection_confusion_matrix`.
 
     An object's size is its side ``sqrt(w * h)``; with ``input_hw`` (and ``image_sizes``) it is measured at
@@ -173,6 +174,7 @@ def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: i
         input_hw: the network input ``(height, width)``.
         resize: how the runtime fits an image to the input (``sdk.contract.RESIZES``): ``"letterbox"``,
             ``"center_crop"`` or ``"stretch"``.
+        crop_fraction: with ``center_crop``, the fraction of the resized image kept (the contract's).
         edges: increasing bin edges in pixels, starting at 0; the last bin is open-ended.
 
     Returns:
@@ -190,6 +192,8 @@ def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: i
         raise ValueError(f"edges: expected increasing pixel sizes starting at 0, got {list(edges)!r}")
     if resize not in RESIZES:
         raise ValueError(f"resize: expected one of {', '.join(RESIZES)}, got {resize!r}")
+    if not 0.0 < float(crop_fraction) <= 1.0:
+        raise ValueError(f"crop_fraction: expected 0 < crop_fraction <= 1, got {crop_fraction!r}")
     if input_hw is not None and (image_sizes is None or len(image_sizes) != len(ground_truth)):
         raise ValueError(f"image_sizes: expected one (height, width) per image with input_hw, got "
                          f"{None if image_sizes is None else len(image_sizes)} for {len(ground_truth)} images")
@@ -203,7 +207,7 @@ def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: i
         boxes = np.asarray(gt[0], np.float64).reshape(-1, 4)
         side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
         if input_hw is not None:
-            side = side * _input_scale(image_sizes[i], input_hw, resize)
+            side = side * _input_scale(image_sizes[i], input_hw, resize, crop_fraction)
         outcome = np.full(gcls.size, 2)
         outcome[gi] = np.where(gcls[gi] == pcls[di], 0, 1)
         np.add.at(counts, (np.searchsorted(e, side, side="right") - 1, outcome), 1)

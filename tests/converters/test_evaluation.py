@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,9 @@ def test_recall_by_size_hand_checked() -> None:
     cc = recall_by_size(gts, preds, 2, image_sizes=sizes, input_hw=(160, 160), resize="center_crop",
                         edges=(0, 6.5, 32))
     assert [b["objects"] for b in cc["bins"]] == [1, 3, 0]     # 6 / 3 = 2; 20 / 3 = 6.67
+    cc = recall_by_size(gts, preds, 2, image_sizes=sizes, input_hw=(160, 160), resize="center_crop",
+                        crop_fraction=0.5, edges=(0, 6.5, 32))
+    assert [b["objects"] for b in cc["bins"]] == [1, 2, 1]     # x 2/3: 4, 13.3, 40, 13.3
     # the bins add up to the confusion matrix's rows
     rgts, rpreds = _random_case(5)
     cm = detection_confusion_matrix(rgts, rpreds, 4, conf=0.3)
@@ -158,6 +162,7 @@ def test_recall_by_size_hand_checked() -> None:
     assert (total, right, missed) == (int(cm[:4].sum()), int(np.trace(cm[:4, :4])), int(cm[:4, 4].sum()))
     for kwargs, match in (({"edges": (1, 8)}, "edges"), ({"edges": (0, 8, 8)}, "edges"),
                           ({"resize": "crop"}, "resize"), ({"input_hw": (160, 160)}, "image_sizes"),
+                          ({"crop_fraction": 0.0}, "crop_fraction"),
                           ({"conf": -0.1}, "conf")):
         with pytest.raises(ValueError, match=match):
             recall_by_size(gts, preds, 2, **kwargs)
@@ -287,6 +292,20 @@ def test_evaluate_detection_with_ground_truth_predictor() -> None:
     assert worse["map50"] < 1.0 and worse["predictor"] == "drop"
     with pytest.raises(TypeError, match="expected the predictor to return Detections"):
         evaluate_detection(lambda im: Classification([0], [1.0]), ds, progress=False)
+    # by_size: measured at the network input of a predictor with a contract; a dynamic input size (no one
+    # size to measure at) or no contract keeps image pixels
+    assert report["by_size"]["measure"] == "image px"
+    assert sum(b["objects"] for b in report["by_size"]["bins"]) == report["n_gt"]
+    from sdk.contract import InputContract
+
+    oracle.contract = types.SimpleNamespace(input=InputContract(shape=(1, 3, 64, 64), resize="letterbox"))
+    half = evaluate_detection(oracle, ds, progress=False)["by_size"]
+    assert half["measure"] == "input px"
+    small = sum(b["objects"] for b in half["bins"] if b["max_px"] is not None and b["max_px"] <= 16)
+    assert small > sum(b["objects"] for b in report["by_size"]["bins"] if b["max_px"] is not None
+                       and b["max_px"] <= 16)                 # a 128 px image at a 64 px input: sides halve
+    oracle.contract = types.SimpleNamespace(input=InputContract(shape=(1, 3, None, None)))
+    assert evaluate_detection(oracle, ds, progress=False)["by_size"]["measure"] == "image px"
 
 
 def test_classification_with_ground_truth_predictor() -> None:
