@@ -21,6 +21,13 @@ same four depthwise "extra" blocks (512, 256, 256, 128) and SSDLite prediction h
 builder for it; this one uses torchvision's building blocks (``_extra_block``, ``SSDLiteHead``,
 ``DefaultBoxGenerator``) with the same six-scale anchor set as the V3 model.
 
+``stride8=True`` adds a seventh feature map at output stride 8 (the end of the trunk's stride-8 stage, tapped
+inside the first feature block), for objects a few pixels wide at the input: the first standard map is at
+stride 16, where a 10 px object is well under one cell. It gets its own SSDLite head and default boxes of
+half the first map's scale (aspect ratios 1 and 2), and comes *last* in the maps, the heads and the anchors,
+so the other six are computed exactly as without it: a model with it loads a model without it's weights
+(only the new head is missing) and starts from its predictions.
+
 ``num_classes`` counts foreground classes; the head has ``num_classes + 1`` score columns, column 0 is
 the background (torchvision's convention).
 
@@ -38,6 +45,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import math
 
 import torch
 from torch import nn
@@ -146,6 +155,80 @@ def _feature_extractor(variant: str, *, width_mult: float, reduced_tail: bool,
     return extractor, key_map
 
 
+class _Stride8Extractor(nn.Module):
+    """An SSDLite feature extractor plus the stride-8 map, appended as the last output (``"6"``).
+
+    Shares the wrapped extractor's ``features`` and ``extra`` modules under the same attribute names, so
+    the state-dict keys are those of the extractor without the extra map.
+
+    Args:
+        base: a torchvision-style SSDLite extractor (``features`` = two Sequentials, ``extra``).
+        tap: index in ``base.features[0]`` whose output is the stride-8 map.
+    """
+
+    def __init__(self, base: nn.Module, tap: int) -> None:
+        super().__init__()
+        self.features = base.features
+        self.extra = base.extra
+        self.tap = int(tap)
+
+    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        """Seven feature maps: strides 16, 32, 64, 128, 256, 512 (``"0"`` .. ``"5"``), then 8 (``"6"``)."""
+        fine = None
+        for j, block in enumerate(self.features[0]):
+            x = block(x)
+            if j == self.tap:
+                fine = x
+        output = [x]
+        for block in list(self.features[1:]) + list(self.extra):
+            x = block(x)
+            output.append(x)
+        output.append(fine)
+        return OrderedDict([(str(i), v) for i, v in enumerate(output)])
+
+
+def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> Tuple[int, int]:
+    """``(index, channels)`` of the last module of the first feature block whose output has stride 8."""
+    was_training = first_block.training
+    first_block.eval()
+    found = None
+    with torch.no_grad():
+        x = torch.zeros(1, 3, h, w)
+        for j, block in enumerate(first_block):
+            x = block(x)
+            if x.shape[-2] == -(-h // 8) and x.shape[-1] == -(-w // 8):
+                found = (j, int(x.shape[1]))
+    first_block.train(was_training)
+    if found is None:
+        raise ValueError(f"stride8: the backbone has no stride-8 feature map at input {h}x{w}")
+    return found
+
+
+class _Stride8BoxGenerator(DefaultBoxGenerator):
+    """torchvision's six-map default boxes, plus a seventh map's at ``fine_scale`` (aspect ratios 1 and 2).
+
+    The first six maps keep exactly the scales and boxes of ``DefaultBoxGenerator(aspect_ratios, min_ratio,
+    max_ratio)``; the seventh's boxes are squares of ``fine_scale`` and ``sqrt(fine_scale * scales[0])`` and
+    ``fine_scale`` at aspect ratios 2 and 1/2.
+    """
+
+    def __init__(self, aspect_ratios: List[List[int]], min_ratio: float, max_ratio: float, fine_scale: float) -> None:
+        super().__init__(aspect_ratios, min_ratio=min_ratio, max_ratio=max_ratio)
+        s, ratios = float(fine_scale), [2]
+        self.fine_scale = s
+        wh = [[s, s], [math.sqrt(s * self.scales[0])] * 2]
+        for ar in ratios:
+            wh.extend([[s * math.sqrt(ar), s / math.sqrt(ar)], [s / math.sqrt(ar), s * math.sqrt(ar)]])
+        self.aspect_ratios = [list(r) for r in aspect_ratios] + [ratios]
+        self._wh_pairs = list(self._wh_pairs) + [torch.as_tensor(wh, dtype=torch.float32)]
+
+
+def _box_generator(anchor_scales: Tuple[float, float], stride8: bool) -> DefaultBoxGenerator:
+    if not stride8:
+        return DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=anchor_scales[0], max_ratio=anchor_scales[1])
+    return _Stride8BoxGenerator(ASPECT_RATIOS, anchor_scales[0], anchor_scales[1], anchor_scales[0] / 2)
+
+
 class SSDLite(ZooModel, SSD):
     """torchvision ``SSD`` with an SSDLite head on a MobileNet backbone, plus the zoo's helpers.
 
@@ -163,6 +246,7 @@ class SSDLite(ZooModel, SSD):
         score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing.
         anchor_scales: ``(min_ratio, max_ratio)`` of ``DefaultBoxGenerator``: the default-box sizes of
             the first and last feature maps, as fractions of the input side.
+        stride8: add the stride-8 map (see the module docstring).
     """
 
     family = "ssdlite"
@@ -171,12 +255,14 @@ class SSDLite(ZooModel, SSD):
     def __init__(self, *, variant: str, num_classes: int, labels: Sequence[str], input_hw: Tuple[int, int],
                  width_mult: float, reduced_tail: bool, score_thresh: float, nms_thresh: float,
                  detections_per_img: int, topk_candidates: int,
-                 anchor_scales: Tuple[float, float] = (MIN_RATIO, MAX_RATIO)) -> None:
+                 anchor_scales: Tuple[float, float] = (MIN_RATIO, MAX_RATIO), stride8: bool = False) -> None:
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
         backbone, trunk_keys = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
                                                   norm_layer=norm_layer)
-        anchor_generator = DefaultBoxGenerator(ASPECT_RATIOS, min_ratio=anchor_scales[0], max_ratio=anchor_scales[1])
         h, w = input_hw
+        if stride8:
+            backbone = _Stride8Extractor(backbone, _stride8_tap(backbone.features[0], h, w)[0])
+        anchor_generator = _box_generator(anchor_scales, stride8)
         shapes = _feature_shapes(backbone, h, w)
         out_channels = [s[1] for s in shapes]
         head = SSDLiteHead(out_channels, anchor_generator.num_anchors_per_location(), num_classes + 1, norm_layer)
@@ -195,6 +281,21 @@ class SSDLite(ZooModel, SSD):
             "nms_thresh": nms_thresh, "detections_per_img": detections_per_img, "topk_candidates": topk_candidates,
             "anchor_scales": [float(anchor_scales[0]), float(anchor_scales[1])],
         }
+        if stride8:  # only when on: checkpoints of models without it keep their config
+            self.config["stride8"] = True
+            self._background_prior(len(shapes) - 1)
+
+    def _background_prior(self, level: int, foreground: float = 0.01) -> None:
+        """Start one level's class scores at ``foreground`` in all (background ``1 - foreground``).
+
+        torchvision's zero bias gives every class ``1 / (C + 1)`` (0.11 with 8 classes): thousands of
+        untrained stride-8 boxes would enter every evaluation at that score. This is the focal-loss prior
+        of RetinaNet, for a softmax: background logit ``log(C (1 - p) / p)``, the others 0.
+        """
+        conv = self.head.classification_head.module_list[level][-1]
+        k = self.num_classes + 1
+        with torch.no_grad():
+            conv.bias.view(-1, k)[:, 0] = math.log(self.num_classes * (1 - foreground) / foreground)
 
     @property
     def num_anchors(self) -> int:
@@ -321,7 +422,7 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
                   labels: Optional[Sequence[str]] = None, input_size: SizeArg = 320, width_mult: float = 1.0,
                   reduced_tail: bool = True, score_thresh: float = 0.001, nms_thresh: float = 0.55,
                   detections_per_img: int = 300, topk_candidates: int = 300,
-                  anchor_scales: Sequence[float] = (MIN_RATIO, MAX_RATIO)) -> SSDLite:
+                  anchor_scales: Sequence[float] = (MIN_RATIO, MAX_RATIO), stride8: bool = False) -> SSDLite:
     """Build an SSD-Lite detector (random weights; nothing is downloaded).
 
     Args:
@@ -339,6 +440,8 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
             i.e. 64 to 304 px at 320, made for COCO). Lower the first when most objects are smaller:
             SSD matches each object to its default boxes by IoU, and a 20 px object overlaps a 64 px
             box by at most 0.1.
+        stride8: add a seventh feature map at stride 8 with default boxes of half the first map's scale
+            (appended last; loads the weights of a model without it).
 
     Returns:
         An :class:`SSDLite` in training mode.
@@ -359,9 +462,12 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     scales = _anchor_scales(anchor_scales)
+    if not isinstance(stride8, bool):
+        raise ValueError(f"stride8: expected True or False, got {stride8!r}")
     return SSDLite(variant=variant, num_classes=num_classes, labels=labels_t, input_hw=hw, width_mult=width_mult,
                    reduced_tail=reduced_tail, score_thresh=float(score_thresh), nms_thresh=float(nms_thresh),
-                   detections_per_img=detections_per_img, topk_candidates=topk_candidates, anchor_scales=scales)
+                   detections_per_img=detections_per_img, topk_candidates=topk_candidates, anchor_scales=scales,
+                   stride8=stride8)
 
 
 def _anchor_scales(value: Any) -> Tuple[float, float]:

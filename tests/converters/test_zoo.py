@@ -380,14 +380,17 @@ def test_yolo_contract_variants():
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant, size, scales", [("v3_large", 320, (0.2, 0.95)), ("v2", 256, (0.2, 0.95)),
-                                                   ("v3_large", 320, (0.05, 0.7))])
-def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int, scales):
-    """The contract's anchors are the model's own default boxes, whatever its anchor scales."""
+@pytest.mark.parametrize("variant, size, scales, stride8", [("v3_large", 320, (0.2, 0.95), False),
+                                                            ("v2", 256, (0.2, 0.95), False),
+                                                            ("v3_large", 320, (0.05, 0.7), False),
+                                                            ("v3_large", 320, (0.05, 0.7), True)])
+def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int, scales, stride8: bool):
+    """The contract's anchors are the model's own default boxes, whatever its anchor scales and maps."""
     from sdk.preprocess import PreprocessConfig, Preprocessor
 
-    model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size, anchor_scales=scales)
-    assert model.config["anchor_scales"] == list(scales)
+    model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size, anchor_scales=scales,
+                        stride8=stride8)
+    assert model.config["anchor_scales"] == list(scales) and model.config.get("stride8", False) is stride8
     assert build_model("ssdlite", **model.config).anchors_cxcywh().equal(model.anchors_cxcywh())
     torch.manual_seed(0)
     calibrate_bn(model, torch.rand(4, 3, size, size) * 2 - 1)
@@ -792,6 +795,48 @@ def test_weights_errors_name_keys_and_shapes(tmp_path, caplog):
     # DataParallel-style prefixes are unwrapped
     torch.save({"state_dict": {"module." + k: v for k, v in src.state_dict().items()}}, tmp_path / "dp.pt")
     assert load_weights(build_model("yolo_nano", num_classes=80, input_size=64), tmp_path / "dp.pt").complete
+
+
+@pytest.mark.parametrize("variant", ["v3_large", "v2"])
+def test_ssdlite_stride8_map_loads_plain_weights_and_trains(tmp_path, variant: str):
+    """stride8: a seventh map at stride 8 appended last (features, heads, anchors), so the plain model's
+    weights load (only the new head is missing), its rows and anchors come first unchanged, the new level
+    starts near-silent (background prior) and a small object trains its head."""
+    plain = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=128,
+                        anchor_scales=(0.05, 0.7)).eval()
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    fine = build_model("ssdlite", seed=1, variant=variant, num_classes=3, input_size=128, anchor_scales=(0.05, 0.7),
+                       stride8=True)
+    report = load_weights(fine, path, strict=False)
+    assert report.missing and all(k.startswith(("head.classification_head.module_list.6.",
+                                                "head.regression_head.module_list.6.")) for k in report.missing)
+    assert not report.unexpected and not report.skipped
+    fine.eval()
+    assert fine.grid_sizes == plain.grid_sizes + ((16, 16),)
+    assert fine.anchor_generator.num_anchors_per_location() == [6] * 6 + [4]
+    n = plain.num_anchors
+    assert fine.num_anchors == n + 16 * 16 * 4
+    anchors = fine.anchors_cxcywh()
+    assert torch.equal(anchors[:n], plain.anchors_cxcywh())
+    np.testing.assert_allclose(anchors[n, 2:].numpy(), [0.025, 0.025], rtol=1e-6)    # half the first map's 0.05
+    np.testing.assert_allclose(anchors[n, :2].numpy(), [1 / 32, 1 / 32], rtol=1e-6)  # a stride-8 cell centre
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    with torch.no_grad():
+        (ra, la), (rb, lb) = plain.export_module()(x), fine.export_module()(x)
+    torch.testing.assert_close(rb[:, :n], ra, rtol=0, atol=0)
+    torch.testing.assert_close(lb[:, :n], la, rtol=0, atol=0)
+    assert float(lb[:, n:].softmax(-1)[..., 1:].max()) < 0.01       # near-silent until trained
+    contract = ModelContract.from_dict(fine.contract_spec())
+    assert len(contract.decoder["anchors"]) == fine.num_anchors
+    fine.train()
+    box = {"boxes": torch.tensor([[60.0, 60.0, 64.0, 64.0]]), "labels": torch.tensor([2])}   # a 4 px object
+    losses = fine([torch.rand(3, 128, 128), torch.rand(3, 128, 128)], [box, box])
+    sum(losses.values()).backward()
+    assert float(fine.head.classification_head.module_list[6][1].weight.grad.abs().sum()) > 0
+    back = load_model(save_checkpoint(tmp_path / "fine.pt", fine.eval())).eval()
+    assert back.config["stride8"] is True and torch.equal(back.anchors_cxcywh(), anchors)
+    with pytest.raises(ValueError, match="stride8: expected True or False"):
+        build_model("ssdlite", stride8=1, **SMALL["ssdlite"])
 
 
 def test_ssd_class_count_error(tmp_path):
