@@ -87,6 +87,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/capture.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/formats.py
+	$(PY) benchmarks/yolo_p2.py
 	$(PY) -m pip install --quiet --no-deps ultralytics==8.4.190
 	$(PY) benchmarks/vs_ultralytics.py --no-spin
 
