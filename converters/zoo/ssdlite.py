@@ -25,8 +25,8 @@ builder for it; this one uses torchvision's building blocks (``_extra_block``, `
 inside the first feature block), for objects a few pixels wide at the input: the first standard map is at
 stride 16, where a 10 px object is well under one cell. It gets its own SSDLite head and default boxes of
 half the first map's scale (aspect ratios 1 and 2), and comes *last* in the maps, the heads and the anchors,
-so the other six are computed exactly as without it: a model with it loads a model without it's weights
-(only the new head is missing) and starts from its predictions.
+so the other six are computed exactly as without it: a model with the map loads the weights of a model
+without it (only the new head is missing) and starts from its predictions.
 
 ``num_classes`` counts foreground classes; the head has ``num_classes + 1`` score columns, column 0 is
 the background (torchvision's convention).
@@ -42,11 +42,10 @@ contract's ``ssd`` decoder.
 """
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-
-import math
 
 import torch
 from torch import nn
