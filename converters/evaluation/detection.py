@@ -24,7 +24,7 @@ import numpy as np
 from sdk.results import Detections
 
 from ..data._common import detection_item, progress as _progress
-from .detection_confusion import confusion_summary, detection_confusion_matrix, recall_by_size
+from .detection_confusion import SIZE_EDGES, _by_size, _confusion, _outcomes, confusion_summary
 from .predictor import check_result, predictor_name
 
 __all__ = ["evaluate_detection", "detection_metrics", "coco_library", "COCO_LIBRARIES"]
@@ -248,9 +248,10 @@ def detection_metrics(ground_truth: Sequence, predictions: Sequence, *, class_na
     lib = coco_library(library)
     gt, dt, n_dets = _coco_dicts(ground_truth, predictions, len(names), image_sizes)
     preds = [_as_prediction(p, i) for i, p in enumerate(predictions)]
-    cm = detection_confusion_matrix(ground_truth, preds, len(names), conf=confusion_conf, iou=confusion_iou)
-    by_size = recall_by_size(ground_truth, preds, len(names), image_sizes=image_sizes, input_hw=input_hw,
-                             resize=resize, crop_fraction=crop_fraction, conf=confusion_conf, iou=confusion_iou)
+    matched = _outcomes(ground_truth, preds, len(names), confusion_conf, confusion_iou)  # one matching, two views
+    cm = _confusion(matched, len(names))
+    by_size = _by_size(matched, ground_truth, image_sizes=image_sizes, input_hw=input_hw, resize=resize,
+                       crop_fraction=crop_fraction, edges=SIZE_EDGES, conf=confusion_conf, iou=confusion_iou)
     n_gt = np.bincount(np.array([a["category_id"] - 1 for a in gt["annotations"]], np.int64),
                        minlength=len(names))
     if gt["annotations"]:

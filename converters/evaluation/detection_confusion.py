@@ -106,11 +106,19 @@ def detection_confusion_matrix(ground_truth: Sequence, predictions: Sequence[tup
         ValueError: thresholds out of range, mismatched lengths, non-finite predictions or class ids outside
             ``0..C-1``.
     """
+    return _confusion(_outcomes(ground_truth, predictions, num_classes, conf, iou), int(num_classes))
+
+
+def _outcomes(ground_truth: Sequence, predictions: Sequence, num_classes: int, conf: float, iou: float) -> list:
+    """Validated per-image :func:`_image_outcome` of a whole set (the matching both summaries count)."""
     _check_point(conf, iou, len(ground_truth), len(predictions))
-    c = int(num_classes)
+    return [_image_outcome(gt, pred, i, int(num_classes), float(conf), float(iou))
+            for i, (gt, pred) in enumerate(zip(ground_truth, predictions))]
+
+
+def _confusion(outcomes: list, c: int) -> np.ndarray:
     cm = np.zeros((c + 1, c + 1), np.int64)
-    for i, (gt, pred) in enumerate(zip(ground_truth, predictions)):
-        gcls, pcls, gi, di = _image_outcome(gt, pred, i, c, float(conf), float(iou))
+    for gcls, pcls, gi, di in outcomes:
         np.add.at(cm, (gcls[gi], pcls[di]), 1)
         missed = np.ones(gcls.size, bool)
         missed[gi] = False
@@ -186,7 +194,15 @@ def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: i
         ValueError: as :func:`detection_confusion_matrix`; bad edges, ``resize``, or ``input_hw`` without
             ``image_sizes`` (or of another length).
     """
-    _check_point(conf, iou, len(ground_truth), len(predictions))
+    outcomes = _outcomes(ground_truth, predictions, num_classes, conf, iou)
+    return _by_size(outcomes, ground_truth, image_sizes=image_sizes, input_hw=input_hw, resize=resize,
+                    crop_fraction=crop_fraction, edges=edges, conf=conf, iou=iou)
+
+
+def _by_size(outcomes: list, ground_truth: Sequence, *, image_sizes: Optional[Sequence],
+             input_hw: Optional[Sequence[int]], resize: str, crop_fraction: float, edges: Sequence[float],
+             conf: float, iou: float) -> Dict[str, Any]:
+    """:func:`recall_by_size` from the matching already done (:func:`_outcomes`)."""
     e = np.asarray(list(edges), np.float64)
     if e.ndim != 1 or e.size < 1 or e[0] != 0 or (np.diff(e) <= 0).any():
         raise ValueError(f"edges: expected increasing pixel sizes starting at 0, got {list(edges)!r}")
@@ -197,11 +213,9 @@ def recall_by_size(ground_truth: Sequence, predictions: Sequence, num_classes: i
     if input_hw is not None and (image_sizes is None or len(image_sizes) != len(ground_truth)):
         raise ValueError(f"image_sizes: expected one (height, width) per image with input_hw, got "
                          f"{None if image_sizes is None else len(image_sizes)} for {len(ground_truth)} images")
-    c = int(num_classes)
     n = e.size
     counts = np.zeros((n, 3), np.int64)          # right class, wrong class, missed
-    for i, (gt, pred) in enumerate(zip(ground_truth, predictions)):
-        gcls, pcls, gi, di = _image_outcome(gt, pred, i, c, float(conf), float(iou))
+    for i, (gt, (gcls, pcls, gi, di)) in enumerate(zip(ground_truth, outcomes)):
         if not gcls.size:
             continue
         boxes = np.asarray(gt[0], np.float64).reshape(-1, 4)

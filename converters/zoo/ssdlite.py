@@ -186,8 +186,8 @@ class _Stride8Extractor(nn.Module):
         return OrderedDict([(str(i), v) for i, v in enumerate(output)])
 
 
-def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> Tuple[int, int]:
-    """``(index, channels)`` of the last module of the first feature block whose output has stride 8."""
+def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> int:
+    """Index of the last module of the first feature block whose output has stride 8."""
     was_training = first_block.training
     first_block.eval()
     found = None
@@ -196,7 +196,7 @@ def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> Tuple[int, int]:
         for j, block in enumerate(first_block):
             x = block(x)
             if x.shape[-2] == -(-h // 8) and x.shape[-1] == -(-w // 8):
-                found = (j, int(x.shape[1]))
+                found = j
     first_block.train(was_training)
     if found is None:
         raise ValueError(f"stride8: the backbone has no stride-8 feature map at input {h}x{w}")
@@ -260,7 +260,7 @@ class SSDLite(ZooModel, SSD):
                                                   norm_layer=norm_layer)
         h, w = input_hw
         if stride8:
-            backbone = _Stride8Extractor(backbone, _stride8_tap(backbone.features[0], h, w)[0])
+            backbone = _Stride8Extractor(backbone, _stride8_tap(backbone.features[0], h, w))
         anchor_generator = _box_generator(anchor_scales, stride8)
         shapes = _feature_shapes(backbone, h, w)
         out_channels = [s[1] for s in shapes]

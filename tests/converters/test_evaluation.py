@@ -125,6 +125,8 @@ def test_detection_confusion_matrix_sums_and_errors() -> None:
         detection_confusion_matrix(one, [_one([[0, 0, 10, 10]], [np.nan], [0])], 2)
     with pytest.raises(ValueError, match=r"prediction 0: expected boxes \(M, 4\), scores \(M,\)"):
         detection_confusion_matrix(one, [(np.zeros((2, 4)), np.ones(3), np.zeros(2))], 2)
+    with pytest.raises(ValueError, match=r"ground truth 0: expected boxes \(N, 4\) and class_ids \(N,\)"):
+        detection_confusion_matrix([(np.zeros((2, 4)), np.array([0]))], [_one([], [], [])], 2)
 
 
 def test_recall_by_size_hand_checked() -> None:
