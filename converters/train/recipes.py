@@ -165,7 +165,14 @@ RECIPES: Dict[str, Recipe] = {r.name: r for r in [
                "1280x720 scenes), and SSD matches each object to default boxes by IoU: a 20 px object overlaps "
                "a 64 px box by at most 0.1. The first two stages (5 + 16 epochs) used torchvision's scales and "
                "reached validation mAP50 0.339 with mAP_small 0.027; the anchor change needs no new parameters "
-               "(same boxes per location), so the third stage continued from them."),
+               "(same boxes per location), so the third stage continued from them.\n\n"
+               "A seventh map at stride 8 (`--model-option stride8=true`) was tried beside the fifth stage: the "
+               "same start weights, lr and schedule, both at once. It trailed the plain stage at each of its seven "
+               "validations (epochs 2-14: mAP50 0.590-0.665 against 0.668-0.725; mAP_small lower at six of seven) "
+               "and was stopped at epoch 14 of 38. A likely reason, not measured: its map comes from the trunk's "
+               "stride-8 stage, 24 channels against 336 at stride 16, and SSD has no top-down path to bring "
+               "deeper features down to it (YOLO-nano's PAN does), while its default boxes take the smallest "
+               "objects' matches from the trained stride-16 level."),
     ),
 ]}
 
