@@ -69,6 +69,10 @@ class MixedDataset:
         return min(len(d) for d in self.datasets) * len(self.datasets)
 
     def __getitem__(self, i: int) -> Any:
+        n = len(self)
+        if not -n <= int(i) < n:  # the longer datasets' tail is not part of the mix
+            raise IndexError(f"index: expected {-n} <= index < {n}, got {i}")
+        i = int(i) % n
         k = len(self.datasets)
         return self.datasets[i % k][i // k]
 

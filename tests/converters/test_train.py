@@ -396,6 +396,17 @@ def test_scene_frames_are_split_disjoint_and_mixed_in_equal_shares():
     assert [mix[i][0].shape[:2] for i in range(3)] == [(64, 64), (48, 96), (720, 1280)]
 
 
+def test_a_mix_of_unequal_datasets_stops_at_its_length_and_takes_negative_indices():
+    from converters.train.data import MixedDataset
+
+    mix = MixedDataset([list("abc"), list("xy")])       # 3 and 2 items: the mix takes 2 of each
+    assert len(mix) == 4 and list(mix) == ["a", "x", "b", "y"]  # iteration used to yield "c" as well
+    assert mix[-1] == "y" and mix[-4] == "a"
+    for bad in (4, -5):
+        with pytest.raises(IndexError, match="expected -4 <= index < 4"):
+            mix[bad]
+
+
 def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages(tmp_path, monkeypatch, capsys):
     from converters.train import recipes
     from converters.train.reference import publish, read_cards
