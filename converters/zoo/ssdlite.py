@@ -28,6 +28,14 @@ half the first map's scale (aspect ratios 1 and 2), and comes *last* in the maps
 so the other six are computed exactly as without it: a model with the map loads the weights of a model
 without it (only the new head is missing) and starts from its predictions.
 
+``stride8="topdown"`` builds the same seventh map from both ends, as an FPN level (Lin et al., 2017) or
+YOLO-nano's PAN top-down path do: the stride-16 map (``"0"``, the deep features that already tell the
+classes apart) is projected to :data:`TOPDOWN_CHANNELS` channels by a 1x1 convolution, upsampled 2x (nearest)
+and added to a 1x1 projection of the stride-8 tap, then mixed by a depthwise-separable 3x3 block. The plain
+tap (``stride8=True``) has the trunk's early channels only (24 for MobileNetV3-Large), which know edges, not
+shapes. The merge's modules (``backbone.topdown.*``) are new, like the seventh head, so this model also loads
+a plain model's weights and starts from its predictions on the first six maps.
+
 ``num_classes`` counts foreground classes; the head has ``num_classes + 1`` score columns, column 0 is
 the background (torchvision's convention).
 
@@ -63,7 +71,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       f"install the converters extra: pip install 'edgesdk[convert]'") from exc
 
 __all__ = ["VARIANTS", "SSDLite", "SSDLiteExport", "SSDLiteFeatureExtractorMobileNetV2", "build_ssdlite",
-           "VARIANCES"]
+           "VARIANCES", "STRIDE8_MODES", "TOPDOWN_CHANNELS"]
 
 VARIANTS = ("v3_large", "v2")
 #: SSD box-coder variances, the inverses of torchvision's ``BoxCoder`` weights (10, 10, 5, 5).
@@ -71,6 +79,10 @@ VARIANCES = (0.1, 0.1, 0.2, 0.2)
 #: Anchor aspect ratios / scale range of torchvision's SSDLite320 (six feature maps).
 ASPECT_RATIOS = [[2, 3] for _ in range(6)]
 MIN_RATIO, MAX_RATIO = 0.2, 0.95
+#: Channels of the ``stride8="topdown"`` map (the plain tap has the trunk's own: 24 for MobileNetV3-Large).
+TOPDOWN_CHANNELS = 64
+#: Accepted ``stride8`` values: no seventh map, the plain stride-8 tap, or the tap merged with the stride-16 map.
+STRIDE8_MODES = (False, True, "topdown")
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
 
@@ -154,6 +166,41 @@ def _feature_extractor(variant: str, *, width_mult: float, reduced_tail: bool,
     return extractor, key_map
 
 
+class _TopDownMerge(nn.Module):
+    """FPN-style merge of a stride-8 map with the stride-16 map above it.
+
+    ``out = dwsep3x3(proj_fine(fine) + up2x(proj_coarse(coarse))[:, :, :H8, :W8])``; every convolution is
+    followed by BatchNorm and ReLU6 (the activation of the SSDLite heads). Nearest 2x upsampling and a slice
+    export as ``Resize`` + ``Slice`` to ONNX, TFLite and OpenVINO alike; the slice trims the extra row or
+    column when the input side is not a multiple of 16.
+
+    Args:
+        fine_channels: channels of the stride-8 tap ``[B, Cf, H8, W8]``.
+        coarse_channels: channels of the stride-16 map ``[B, Cc, H16, W16]``, ``H16 = ceil(H8 / 2)``.
+        out_channels: channels of the merged map ``[B, out_channels, H8, W8]``.
+        norm_layer: the detector's BatchNorm factory.
+    """
+
+    def __init__(self, fine_channels: int, coarse_channels: int, out_channels: int,
+                 norm_layer: Callable[..., nn.Module]) -> None:
+        super().__init__()
+
+        def conv(cin: int, cout: int, k: int, groups: int = 1) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False),
+                                 norm_layer(cout), nn.ReLU6(inplace=True))
+
+        self.lateral = conv(fine_channels, out_channels, 1)
+        self.top = conv(coarse_channels, out_channels, 1)
+        self.mix = nn.Sequential(conv(out_channels, out_channels, 3, groups=out_channels),
+                                 conv(out_channels, out_channels, 1))
+
+    def forward(self, fine: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        """``fine`` ``[B, Cf, H8, W8]``, ``coarse`` ``[B, Cc, H16, W16]`` → ``[B, out_channels, H8, W8]``."""
+        h, w = fine.shape[-2:]
+        up = nn.functional.interpolate(self.top(coarse), scale_factor=2.0, mode="nearest")
+        return self.mix(self.lateral(fine) + up[:, :, :h, :w])
+
+
 class _Stride8Extractor(nn.Module):
     """An SSDLite feature extractor plus the stride-8 map, appended as the last output (``"6"``).
 
@@ -163,13 +210,16 @@ class _Stride8Extractor(nn.Module):
     Args:
         base: a torchvision-style SSDLite extractor (``features`` = two Sequentials, ``extra``).
         tap: index in ``base.features[0]`` whose output is the stride-8 map.
+        topdown: a :class:`_TopDownMerge` of the tap with map ``"0"`` (``stride8="topdown"``), or None for
+            the tap itself.
     """
 
-    def __init__(self, base: nn.Module, tap: int) -> None:
+    def __init__(self, base: nn.Module, tap: int, topdown: Optional[nn.Module] = None) -> None:
         super().__init__()
         self.features = base.features
         self.extra = base.extra
         self.tap = int(tap)
+        self.topdown = topdown
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """Seven feature maps: strides 16, 32, 64, 128, 256, 512 (``"0"`` .. ``"5"``), then 8 (``"6"``)."""
@@ -182,12 +232,12 @@ class _Stride8Extractor(nn.Module):
         for block in list(self.features[1:]) + list(self.extra):
             x = block(x)
             output.append(x)
-        output.append(fine)
+        output.append(fine if self.topdown is None else self.topdown(fine, output[0]))
         return OrderedDict([(str(i), v) for i, v in enumerate(output)])
 
 
-def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> int:
-    """Index of the last module of the first feature block whose output has stride 8."""
+def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> Tuple[int, int]:
+    """``(index, channels)`` of the last module of the first feature block whose output has stride 8."""
     was_training = first_block.training
     first_block.eval()
     found = None
@@ -196,11 +246,23 @@ def _stride8_tap(first_block: nn.Sequential, h: int, w: int) -> int:
         for j, block in enumerate(first_block):
             x = block(x)
             if x.shape[-2] == -(-h // 8) and x.shape[-1] == -(-w // 8):
-                found = j
+                found = (j, int(x.shape[1]))
     first_block.train(was_training)
     if found is None:
         raise ValueError(f"stride8: the backbone has no stride-8 feature map at input {h}x{w}")
     return found
+
+
+def _stride8_extractor(base: nn.Module, mode: Any, h: int, w: int,
+                       norm_layer: Callable[..., nn.Module]) -> _Stride8Extractor:
+    """``base`` with the seventh map of ``stride8=mode`` (True: the tap; ``"topdown"``: merged)."""
+    tap, fine_channels = _stride8_tap(base.features[0], h, w)
+    topdown = None
+    if mode == "topdown":
+        coarse_channels = _feature_shapes(base, h, w)[0][1]
+        topdown = _TopDownMerge(fine_channels, coarse_channels, TOPDOWN_CHANNELS, norm_layer)
+        _normal_init(topdown)
+    return _Stride8Extractor(base, tap, topdown)
 
 
 class _Stride8BoxGenerator(DefaultBoxGenerator):
@@ -245,7 +307,8 @@ class SSDLite(ZooModel, SSD):
         score_thresh, nms_thresh, detections_per_img, topk_candidates: torchvision post-processing.
         anchor_scales: ``(min_ratio, max_ratio)`` of ``DefaultBoxGenerator``: the default-box sizes of
             the first and last feature maps, as fractions of the input side.
-        stride8: add the stride-8 map (see the module docstring).
+        stride8: one of :data:`STRIDE8_MODES`: False, True (the stride-8 tap) or ``"topdown"`` (the tap merged
+            with the stride-16 map); see the module docstring.
     """
 
     family = "ssdlite"
@@ -254,14 +317,14 @@ class SSDLite(ZooModel, SSD):
     def __init__(self, *, variant: str, num_classes: int, labels: Sequence[str], input_hw: Tuple[int, int],
                  width_mult: float, reduced_tail: bool, score_thresh: float, nms_thresh: float,
                  detections_per_img: int, topk_candidates: int,
-                 anchor_scales: Tuple[float, float] = (MIN_RATIO, MAX_RATIO), stride8: bool = False) -> None:
+                 anchor_scales: Tuple[float, float] = (MIN_RATIO, MAX_RATIO), stride8: Any = False) -> None:
         norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
         backbone, trunk_keys = _feature_extractor(variant, width_mult=width_mult, reduced_tail=reduced_tail,
                                                   norm_layer=norm_layer)
         h, w = input_hw
         if stride8:
-            backbone = _Stride8Extractor(backbone, _stride8_tap(backbone.features[0], h, w))
-        anchor_generator = _box_generator(anchor_scales, stride8)
+            backbone = _stride8_extractor(backbone, stride8, h, w, norm_layer)
+        anchor_generator = _box_generator(anchor_scales, bool(stride8))
         shapes = _feature_shapes(backbone, h, w)
         out_channels = [s[1] for s in shapes]
         head = SSDLiteHead(out_channels, anchor_generator.num_anchors_per_location(), num_classes + 1, norm_layer)
@@ -281,7 +344,7 @@ class SSDLite(ZooModel, SSD):
             "anchor_scales": [float(anchor_scales[0]), float(anchor_scales[1])],
         }
         if stride8:  # only when on: checkpoints of models without it keep their config
-            self.config["stride8"] = True
+            self.config["stride8"] = stride8
             self._background_prior(len(shapes) - 1)
 
     def _background_prior(self, level: int, foreground: float = 0.01) -> None:
@@ -421,7 +484,7 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
                   labels: Optional[Sequence[str]] = None, input_size: SizeArg = 320, width_mult: float = 1.0,
                   reduced_tail: bool = True, score_thresh: float = 0.001, nms_thresh: float = 0.55,
                   detections_per_img: int = 300, topk_candidates: int = 300,
-                  anchor_scales: Sequence[float] = (MIN_RATIO, MAX_RATIO), stride8: bool = False) -> SSDLite:
+                  anchor_scales: Sequence[float] = (MIN_RATIO, MAX_RATIO), stride8: Any = False) -> SSDLite:
     """Build an SSD-Lite detector (random weights; nothing is downloaded).
 
     Args:
@@ -440,7 +503,9 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
             SSD matches each object to its default boxes by IoU, and a 20 px object overlaps a 64 px
             box by at most 0.1.
         stride8: add a seventh feature map at stride 8 with default boxes of half the first map's scale
-            (appended last; loads the weights of a model without it).
+            (appended last; loads the weights of a model without it): True taps the trunk's stride-8 stage,
+            ``"topdown"`` merges that tap with the stride-16 map (FPN-style, :data:`TOPDOWN_CHANNELS`
+            channels); False (default) builds torchvision's six maps.
 
     Returns:
         An :class:`SSDLite` in training mode.
@@ -461,8 +526,8 @@ def build_ssdlite(*, variant: str = "v3_large", num_classes: Optional[int] = Non
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     scales = _anchor_scales(anchor_scales)
-    if not isinstance(stride8, bool):
-        raise ValueError(f"stride8: expected True or False, got {stride8!r}")
+    if not any(stride8 is m if isinstance(m, bool) else stride8 == m for m in STRIDE8_MODES):
+        raise ValueError(f"stride8: expected one of False, True, 'topdown', got {stride8!r}")
     return SSDLite(variant=variant, num_classes=num_classes, labels=labels_t, input_hw=hw, width_mult=width_mult,
                    reduced_tail=reduced_tail, score_thresh=float(score_thresh), nms_thresh=float(nms_thresh),
                    detections_per_img=detections_per_img, topk_candidates=topk_candidates, anchor_scales=scales,

@@ -383,14 +383,15 @@ def test_yolo_contract_variants():
 @pytest.mark.parametrize("variant, size, scales, stride8", [("v3_large", 320, (0.2, 0.95), False),
                                                             ("v2", 256, (0.2, 0.95), False),
                                                             ("v3_large", 320, (0.05, 0.7), False),
-                                                            ("v3_large", 320, (0.05, 0.7), True)])
-def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int, scales, stride8: bool):
+                                                            ("v3_large", 320, (0.05, 0.7), True),
+                                                            ("v3_large", 320, (0.05, 0.7), "topdown")])
+def test_ssdlite_export_decoded_by_sdk_matches_torchvision(variant: str, size: int, scales, stride8):
     """The contract's anchors are the model's own default boxes, whatever its anchor scales and maps."""
     from sdk.preprocess import PreprocessConfig, Preprocessor
 
     model = build_model("ssdlite", seed=0, variant=variant, num_classes=3, input_size=size, anchor_scales=scales,
                         stride8=stride8)
-    assert model.config["anchor_scales"] == list(scales) and model.config.get("stride8", False) is stride8
+    assert model.config["anchor_scales"] == list(scales) and model.config.get("stride8", False) == stride8
     assert build_model("ssdlite", **model.config).anchors_cxcywh().equal(model.anchors_cxcywh())
     torch.manual_seed(0)
     calibrate_bn(model, torch.rand(4, 3, size, size) * 2 - 1)
@@ -835,8 +836,58 @@ def test_ssdlite_stride8_map_loads_plain_weights_and_trains(tmp_path, variant: s
     assert float(fine.head.classification_head.module_list[6][1].weight.grad.abs().sum()) > 0
     back = load_model(save_checkpoint(tmp_path / "fine.pt", fine.eval())).eval()
     assert back.config["stride8"] is True and torch.equal(back.anchors_cxcywh(), anchors)
-    with pytest.raises(ValueError, match="stride8: expected True or False"):
-        build_model("ssdlite", stride8=1, **SMALL["ssdlite"])
+    for bad in (1, "fpn", None):
+        with pytest.raises(ValueError, match="stride8: expected one of False, True, 'topdown'"):
+            build_model("ssdlite", stride8=bad, **SMALL["ssdlite"])
+
+
+@pytest.mark.parametrize("variant, size", [("v3_large", 296), ("v2", 128)])
+def test_ssdlite_topdown_stride8_map_merges_the_stride16_map_and_loads_plain_weights(tmp_path, variant: str,
+                                                                                    size: int):
+    """stride8="topdown": the seventh map is the stride-8 tap merged with the upsampled stride-16 map
+    (64 channels), appended last, so plain weights load (the merge and the new head are missing), the first
+    six maps' rows are unchanged, the stride-16 features reach the new map (its output moves when only
+    map "0" changes) and a small object's loss trains both branches of the merge. 296 is not a multiple of
+    16: the upsampled map has 38 rows for the tap's 37 and is trimmed."""
+    from converters.zoo.ssdlite import TOPDOWN_CHANNELS
+
+    kw = dict(variant=variant, num_classes=3, input_size=size, anchor_scales=(0.05, 0.7))
+    plain = build_model("ssdlite", seed=0, **kw).eval()
+    path = save_checkpoint(tmp_path / "plain.pt", plain)
+    td = build_model("ssdlite", seed=1, stride8="topdown", **kw)
+    report = load_weights(td, path, strict=False)
+    assert report.missing and not report.unexpected and not report.skipped
+    assert all(k.startswith(("head.classification_head.module_list.6.", "head.regression_head.module_list.6.",
+                             "backbone.topdown.")) for k in report.missing)
+    assert any(k.startswith("backbone.topdown.top.") for k in report.missing)
+    td.eval()
+    g8 = -(-size // 8)
+    assert td.grid_sizes == plain.grid_sizes + ((g8, g8),)
+    feats = td.backbone(torch.rand(1, 3, size, size) * 2 - 1)
+    assert tuple(feats["6"].shape) == (1, TOPDOWN_CHANNELS, g8, g8)
+    n = plain.num_anchors
+    x = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        (ra, la), (rb, lb) = plain.export_module()(x), td.export_module()(x)
+    torch.testing.assert_close(rb[:, :n], ra, rtol=0, atol=0)
+    torch.testing.assert_close(lb[:, :n], la, rtol=0, atol=0)
+    assert float(lb[:, n:].softmax(-1)[..., 1:].max()) < 0.01       # near-silent until trained
+    with torch.no_grad():                                            # the deep map feeds the new one
+        fine = torch.rand(1, td.backbone.topdown.lateral[0].in_channels, g8, g8)
+        coarse = torch.rand(1, td.backbone.topdown.top[0].in_channels, -(-g8 // 2), -(-g8 // 2))
+        a = td.backbone.topdown(fine, coarse)
+        b = td.backbone.topdown(fine, coarse * 2)
+    assert a.shape == (1, TOPDOWN_CHANNELS, g8, g8) and not torch.allclose(a, b)
+    td.train()
+    box = {"boxes": torch.tensor([[60.0, 60.0, 64.0, 64.0]]), "labels": torch.tensor([2])}   # a 4 px object
+    losses = td([torch.rand(3, size, size), torch.rand(3, size, size)], [box, box])
+    sum(losses.values()).backward()
+    for branch in (td.backbone.topdown.lateral, td.backbone.topdown.top):
+        assert float(branch[0].weight.grad.abs().sum()) > 0
+    back = load_model(save_checkpoint(tmp_path / "td.pt", td.eval())).eval()
+    assert back.config["stride8"] == "topdown"
+    with torch.no_grad():
+        torch.testing.assert_close(back.export_module()(x)[1], td.export_module()(x)[1])
 
 
 def test_ssd_class_count_error(tmp_path):
