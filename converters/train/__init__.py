@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["TrainConfig", "train", "TrainResult", "TrainError", "torch_model", "eval_predictor"]
 
 _LAZY = {"TrainConfig": "converters.train.config", "train": "converters.train.loop",
-         "TrainResult": "converters.train.loop", "TrainError": "converters.train.loop",
+         "TrainResult": "converters.train.loop", "TrainError": "converters.train.errors",
          "torch_model": "converters.train.predict", "eval_predictor": "converters.train.predict"}
 
 

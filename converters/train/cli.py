@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="images per step")
     p.add_argument("--seed", type=int, help="seed of weights, data order and augmentation (default 0)")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--device", help="where to train: cpu (default), cuda, cuda:N, or auto (CUDA when torch sees one)")
+    p.add_argument("--workers", type=int, help="processes drawing batches ahead of the training step (default 0)")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--optimizer", choices=("adamw", "sgd"))
     p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"))
@@ -90,7 +92,8 @@ def _model_args(args: argparse.Namespace) -> Dict[str, Any]:
 
 _CFG_ARGS = {"epochs": "epochs", "weights": "weights", "freeze_backbone": "freeze_backbone",
              "unfreeze_at": "unfreeze_at", "unfreeze_last": "unfreeze_last", "backbone_lr_mult": "backbone_lr_mult",
-             "input_size": "input_size", "batch": "batch", "seed": "seed", "threads": "threads", "lr": "lr",
+             "input_size": "input_size", "batch": "batch", "seed": "seed", "threads": "threads", "device": "device",
+             "workers": "workers", "lr": "lr",
              "optimizer": "optimizer", "schedule": "schedule", "warmup_steps": "warmup_steps",
              "steps_per_epoch": "steps_per_epoch", "train_images": "train_images", "val_images": "val_images",
              "ema": "ema", "bn_calibration": "bn_calibration", "stop_after": "stop_after", "data": "data"}
@@ -123,7 +126,8 @@ def _config(args: argparse.Namespace) -> Any:
         conflicts.append(f"model arguments {model} (the run has {saved.get('model')})")
     if conflicts:
         raise _Usage("--resume continues a run with its own settings; these differ: " + "; ".join(conflicts)
-                     + ". Only --epochs, --stop-after, --time-limit-min and --threads may change.")
+                     + ". Only --epochs, --stop-after, --time-limit-min, --threads, --device and "
+                     "--workers may change.")
     merged = dict(saved)
     merged.update({k: v for k, v in given.items() if k in RESUMABLE_OVERRIDES})
     merged["out"] = args.out

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
@@ -22,6 +23,8 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 #: Network input side per family when ``input_size`` is not given.
 DEFAULT_INPUT_SIZE: Dict[str, int] = {"mobilenet": 64, "ssdlite": 320, "yolo_nano": 320, "siamese": 96,
                                       "yolo_backbone": 64}
+#: Accepted ``device`` values: ``cpu``, ``cuda``, ``cuda:N``, ``auto``.
+_DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
 #: Default learning rate per optimizer.
 DEFAULT_LR = {"adamw": 2e-3, "sgd": 0.05}
 
@@ -68,6 +71,14 @@ class TrainConfig:
         input_size: network input side or ``[h, w]`` (default per family).
         seed: seeds the weights, the data order, augmentation and dropout.
         threads: ``torch.set_num_threads`` (None: leave torch's default).
+        device: where the network trains: ``"cpu"``, ``"cuda"`` / ``"cuda:N"`` (an NVIDIA GPU), or
+            ``"auto"`` (CUDA when torch sees one, else the CPU). Checkpoints are written on the CPU either
+            way, so a run started on a GPU resumes on a CPU and the other way round. CUDA kernels are not
+            bit-for-bit deterministic: only CPU runs repeat exactly.
+        workers: processes that draw the batches ahead of the training step (0: drawn in the training
+            process). Each batch is a pure function of ``(seed, epoch, step)``, so the weights are the same
+            with any number of workers; they pay off when drawing and augmenting the images is a large part
+            of a step (a GPU, or more cores than ``threads``).
         weights: a local checkpoint to start from (loaded with ``strict=False``: a new head is
             re-initialised; a classifier's trunk transfers into a detector or a Siamese network).
         freeze_backbone: train only the neck / heads (the backbone's BatchNorm stays in eval mode).
@@ -108,6 +119,8 @@ class TrainConfig:
     input_size: Optional[Union[int, List[int]]] = None
     seed: int = 0
     threads: Optional[int] = None
+    device: str = "cpu"
+    workers: int = 0
     weights: Optional[str] = None
     freeze_backbone: bool = False
     unfreeze_at: Optional[int] = None
@@ -152,6 +165,9 @@ class TrainConfig:
         _int(self.val_images, "val_images", 1)
         _int(self.seed, "seed", 0)
         _int(self.threads, "threads", 1, optional=True)
+        _int(self.workers, "workers", 0)
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            raise _fail("device", "'cpu', 'cuda', 'cuda:N' or 'auto'", self.device)
         _int(self.unfreeze_at, "unfreeze_at", 0, optional=True)
         _int(self.unfreeze_last, "unfreeze_last", 1, optional=True)
         _int(self.warmup_steps, "warmup_steps", 0)

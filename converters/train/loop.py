@@ -24,10 +24,10 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import nn
 
-from sdk.errors import SDKError
-
+from .batches import batch_stream, describe_hardware, resolve_device, to_cpu, to_device
 from .config import TrainConfig
 from .data import open_data
+from .errors import TrainError
 from .optim import (ModelEMA, apply_freeze, build_optimizer, calibrate_bn, lr_factor, set_lr, set_train_mode,
                     trainable_parameters)
 from .plots import plot_history
@@ -38,11 +38,8 @@ __all__ = ["train", "TrainResult", "TrainError", "RESUMABLE_OVERRIDES"]
 logger = logging.getLogger(__name__)
 
 #: Settings that ``--resume`` may change (the rest comes from the checkpoint).
-RESUMABLE_OVERRIDES = ("epochs", "stop_after", "time_limit_s", "threads", "progress", "val_every", "out")
-
-
-class TrainError(SDKError, RuntimeError):
-    """A run cannot start or continue (no checkpoint to resume, a diverging loss, ...)."""
+RESUMABLE_OVERRIDES = ("epochs", "stop_after", "time_limit_s", "threads", "progress", "val_every", "out", "device",
+                       "workers")
 
 
 @dataclass
@@ -109,7 +106,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
         A :class:`TrainResult`.
 
     Raises:
-        TrainError: ``resume`` without a checkpoint, a checkpoint of another family, a non-finite loss.
+        TrainError: ``resume`` without a checkpoint, a checkpoint of another family, a non-finite loss,
+            a CUDA device torch cannot see.
         converters.data.DatasetError: missing or malformed data.
         converters.zoo.WeightsError: unreadable ``cfg.weights`` or ``last.pt``.
     """
@@ -126,6 +124,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
         cfg = _resume_config(cfg, ckpt, last)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    hardware = describe_hardware(device, cfg.threads if cfg.threads is not None else torch.get_num_threads(),
+                                 cfg.workers)
     size = cfg.size if isinstance(cfg.size, int) else int(min(cfg.size))
     data = open_data(cfg.task, cfg.data, val_images=cfg.val_images, input_size=size, options=cfg.data_options,
                      seed=cfg.seed)
@@ -136,6 +137,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
         elif cfg.weights:
             report = load_weights(model, cfg.weights, strict=False)
             logger.info("start weights: %s", report)
+        model.to(device)
         task = make_task(cfg, data, model)
         optimizer = build_optimizer(model, kind=cfg.optimizer, lr=cfg.peak_lr, weight_decay=cfg.decay,
                                     backbone_lr_mult=cfg.backbone_lr_mult)
@@ -153,9 +155,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
         metric = MAIN_METRIC[cfg.task]
         history: List[Dict[str, Any]] = []
         total = cfg.epochs * task.steps_per_epoch
-        logger.info("train %s on %s: %d epochs x %d steps x batch %d, %d parameters, from epoch %d",
-                    cfg.family, data.description, cfg.epochs, task.steps_per_epoch, cfg.batch,
-                    sum(p.numel() for p in model.parameters()), start_epoch)
+        logger.info("train %s on %s: %d epochs x %d steps x batch %d, %d parameters, from epoch %d, on %s "
+                    "(%d batch workers)", cfg.family, data.description, cfg.epochs, task.steps_per_epoch, cfg.batch,
+                    sum(p.numel() for p in model.parameters()), start_epoch, device, cfg.workers)
         session_start = time.perf_counter()
         epochs_run = 0
         for epoch in range(start_epoch, cfg.epochs):
@@ -163,7 +165,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
             live = apply_freeze(model, frozen=frozen, unfreeze_last=cfg.unfreeze_last) if cfg.freeze_backbone else []
             if ckpt is None and epoch == start_epoch and cfg.bn_calibration and frozen:
                 model.eval()
-                calibrate_bn(model.backbone_modules(), lambda b: task.forward(model, b),
+                calibrate_bn(model.backbone_modules(), lambda b: task.forward(model, to_device(b, device)),
                              (task.batch(0, i) for i in range(cfg.bn_calibration)))
                 if ema is not None:
                     ema.module.load_state_dict(model.state_dict())
@@ -173,12 +175,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
             sums: Dict[str, float] = {}
             n_images = 0
             lr = cfg.peak_lr
-            steps = range(task.steps_per_epoch)
             report_every = max(1, task.steps_per_epoch // 10)
-            for s in _progress(steps, task.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress):
+            on_gpu = device.type == "cuda"
+            batches = enumerate(batch_stream(task.batch, epoch, task.steps_per_epoch, workers=cfg.workers,
+                                             pin_memory=on_gpu))
+            for s, batch in _progress(batches, task.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress):
                 lr = set_lr(optimizer, cfg.peak_lr, lr_factor(step, total, schedule=cfg.schedule,
                                                               warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio))
-                batch = task.batch(epoch, s)
+                batch = to_device(batch, device, non_blocking=on_gpu)
                 loss, parts = task.loss(model, batch)
                 if not _finite(loss):
                     raise TrainError(f"the loss is not finite at epoch {epoch + 1}, step {s + 1} ({parts}); "
@@ -204,7 +208,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
                 "trainable_parameters": trainable_parameters(model),
                 "train": {k: round(v / task.steps_per_epoch, 5) for k, v in sums.items()},
                 "epoch_seconds": round(seconds, 1), "images_per_s": round(n_images / max(seconds, 1e-9), 2),
-                "train_seconds": round(spent, 1),
+                "train_seconds": round(spent, 1), "hardware": hardware,
             }
             eval_model = ema.module if ema is not None else model
             if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
@@ -221,8 +225,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
                                     weights="ema" if ema is not None else "raw")
                     line["saved_best"] = True
             line["best"] = best_value
-            save_checkpoint(last, model, epoch=epoch + 1, step=step, optimizer=optimizer.state_dict(),
-                            ema_state=ema.state_dict() if ema is not None else None, train_config=cfg.to_dict(),
+            save_checkpoint(last, model, epoch=epoch + 1, step=step, optimizer=to_cpu(optimizer.state_dict()),
+                            ema_state=to_cpu(ema.state_dict()) if ema is not None else None,
+                            train_config=cfg.to_dict(),
                             best_value=best_value, train_seconds=round(spent, 1), metrics=_plain(line))
             with (out / "metrics.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")

@@ -32,6 +32,9 @@ EVAL_OVERRIDES: Dict[str, Dict[str, Any]] = {"detect": {"conf_threshold": 0.001,
 class TorchBackend:
     """The ``sdk`` backend protocol over a torch module (inference only, no gradients).
 
+    The module runs where its parameters are (a run on a GPU validates on it); outputs come back as
+    numpy arrays on the CPU.
+
     Args:
         module: the export graph (``net.export_module()``): one ``[B, 3, H, W]`` float32 input, a tensor
             or a tuple of tensors out.
@@ -46,6 +49,8 @@ class TorchBackend:
         from sdk.backends.base import TensorSpec
 
         self.module = module.eval()
+        first = next(iter(module.parameters()), None)
+        self.device = first.device if first is not None else torch.device("cpu")
         self.inputs = [TensorSpec(input_name, tuple(input_shape), np.dtype(np.float32))]
         self.outputs = [TensorSpec(n, (None,), np.dtype(np.float32)) for n in output_names]
         self.metadata: Dict[str, str] = {}
@@ -63,12 +68,13 @@ class TorchBackend:
         if x.ndim != 4:
             raise ValueError(f"feeds[{name!r}]: expected shape [B, 3, H, W], got {list(x.shape)}")
         with torch.inference_mode():
-            out = self.module(torch.from_numpy(np.ascontiguousarray(x)))
+            out = self.module(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
         outs = out if isinstance(out, (tuple, list)) else (out,)
         return {spec.name: t.detach().float().cpu().numpy() for spec, t in zip(self.outputs, outs)}
 
     def describe(self) -> Dict[str, Any]:
-        return {"name": self.name, "torch": torch.__version__, "threads": torch.get_num_threads()}
+        return {"name": self.name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "device": str(self.device)}
 
     def close(self) -> None:
         """Nothing to release."""

@@ -9,6 +9,7 @@
     python -m converters.train.recipes all --threads 1                     # everything, in dependency order
     python -m converters.train.recipes yolo_nano_shapes --init converters/zoo/weights/yolo_nano_shapes.pt \
         --epochs 12 --lr 1e-3 --runs build/continue                       # a new stage from shipped weights
+    python -m converters.train.recipes yolo_nano_shapes --device cuda --workers 12   # a GPU, 12 batch workers
 
 Runs live in ``build/train_runs/<name>/`` (``last.pt`` makes every run resumable across sessions);
 publishing writes ``converters/zoo/weights/<name>.pt`` (fp16), ``<name>.md`` and the ``cards.json`` entry.
@@ -240,7 +241,7 @@ def _prior_card(path: Path, digest: str) -> Dict[str, Any]:
 
 def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s: Optional[float],
             progress: bool, stage: Optional[Continuation] = None, val_every: Optional[int] = None,
-            need_weights: bool = True) -> Any:
+            need_weights: bool = True, device: str = "cpu", workers: int = 0) -> Any:
     from .config import TrainConfig
 
     cfg = dict(recipe.config)
@@ -266,7 +267,7 @@ def _config(recipe: Recipe, runs: Path, *, threads: Optional[int], time_limit_s:
         else:  # publishing only: the start weights are not used
             cfg["weights"] = None
     cfg.update(out=str(runs / recipe.name), seed=cfg.get("seed", 0), threads=threads, time_limit_s=time_limit_s,
-               progress=progress)
+               progress=progress, device=device, workers=workers)
     if val_every is not None:
         cfg["val_every"] = val_every
     return TrainConfig(**cfg)
@@ -283,11 +284,14 @@ def _history(out: Path) -> List[Dict[str, Any]]:
 def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, time_limit_s: Optional[float] = None,
                publish: bool = True, train: bool = True, progress: bool = True,
                stage: Optional[Continuation] = None, weights_dir: Optional[Path] = None,
-               val_every: Optional[int] = None) -> Dict[str, Any]:
+               val_every: Optional[int] = None, device: str = "cpu", workers: int = 0) -> Dict[str, Any]:
     """Train (resuming when ``last.pt`` exists) and publish one recipe.
 
     ``val_every`` validates every N epochs (and after the last) instead of the recipe's every epoch: a
     run-level setting like ``threads`` (it changes which epoch can be picked as best, not the training).
+
+    ``device`` and ``workers`` say where it trains (``"cpu"``, ``"cuda"``, ``"auto"``) and how many processes
+    draw its batches; like ``threads`` they may change when a run resumes.
 
     ``stage`` continues from earlier weights (:class:`Continuation`) in a run of its own; the card then
     counts the earlier wall time too and names the start weights. ``weights_dir``: where to publish
@@ -309,7 +313,7 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
         raise KeyError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     cfg = _config(recipe, runs, threads=threads, time_limit_s=time_limit_s, progress=progress, stage=stage,
-                  val_every=val_every, need_weights=train)
+                  val_every=val_every, need_weights=train, device=device, workers=workers)
     out = Path(cfg.out)
     facts = _stage_facts(out, stage)
     result: Dict[str, Any] = {"name": name, "finished": None, "best_value": None, "card": None}
@@ -324,6 +328,7 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
         planned = int((facts or {}).get("epochs") or cfg.epochs)
         finished = int(last.get("epoch", 0)) >= planned
         seconds = float(last.get("train_seconds", 0.0))
+        hardware = (last.get("metrics") or {}).get("hardware")
         recipe_json, notes = _recipe_json(recipe), recipe.notes
         if facts is not None:
             seconds += facts["train_seconds_before"]
@@ -332,7 +337,8 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
             notes = (notes + "\n\n" if notes else "") + _stage_note(name, facts, best_epoch)
         info = {"family": cfg.family, "task": cfg.task, "description": recipe.description, "eval": recipe.eval,
                 "targets": recipe.targets, "seed": cfg.seed, "epochs": planned, "recipe": recipe_json,
-                "train_seconds": seconds, "history": _history(out), "data": _data_text(cfg), "notes": notes}
+                "train_seconds": seconds, "history": _history(out), "data": _data_text(cfg), "notes": notes,
+                "hardware": hardware}
         where = {} if weights_dir is None else {"weights_dir": Path(weights_dir)}
         result["card"] = publish_card(name, best, info, final=finished, progress=progress, **where)
         result["finished"] = finished
@@ -419,6 +425,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("name", help="a recipe name, 'all' or 'list'")
     parser.add_argument("--runs", default=str(RUNS_DIR), help="folder of the runs (default build/train_runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes drawing the batches ahead of the training step (default 0)")
     parser.add_argument("--time-limit-min", type=float, default=None,
                         help="stop each recipe after the epoch that passes this many minutes (resume later)")
     parser.add_argument("--publish-only", action="store_true", help="only evaluate best.pt and write the card")
@@ -433,6 +442,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--val-every", type=_positive_int, default=None, metavar="N",
                         help="validate every N epochs and after the last (default: every epoch)")
     args = parser.parse_args(argv)
+    from .errors import TrainError
+
     if args.init is None and (args.epochs or args.lr or args.input_size or args.model_option):
         parser.error("--epochs, --lr, --input-size and --model-option change a continuation stage: "
                      "pass --init WEIGHTS too")
@@ -457,8 +468,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             res = run_recipe(n, runs=Path(args.runs), threads=args.threads, time_limit_s=limit,
                              publish=not args.no_publish, train=not args.publish_only, stage=stage,
-                             val_every=args.val_every)
-        except (FileNotFoundError, KeyError, ValueError) as exc:
+                             val_every=args.val_every, device=args.device, workers=args.workers)
+        except (FileNotFoundError, KeyError, ValueError, TrainError) as exc:
             print(f"{n}: {exc}", file=sys.stderr)
             status = 1
             continue

@@ -148,7 +148,8 @@ def publish(name: str, checkpoint: Path, info: Dict[str, Any], *, final: bool,
         checkpoint: a ``best.pt`` of a run.
         info: recipe facts for the card: ``family``, ``task``, ``description``, ``recipe`` (dict),
             ``eval`` (held-out spec), ``targets``, ``seed``, ``train_seconds``, ``epochs``, ``data``,
-            ``history`` (per-epoch validation values), ``notes``.
+            ``history`` (per-epoch validation values), ``notes``, ``hardware`` (what the last stage trained
+            on, from its metrics log; default: one thread of the 2-core VM the first stages ran on).
         final: training finished (else the card says it continues).
         weights_dir: where to write.
 
@@ -208,7 +209,8 @@ def _card_markdown(entry: Dict[str, Any], info: Dict[str, Any]) -> str:
         f"- **Data**: {info.get('data', '')}",
         f"- **Seed**: {entry['seed']}",
         f"- **Trained**: {entry['epochs']} of {entry.get('epochs_planned')} epochs, {hours:.2f} h of wall time "
-        f"on this machine ({entry['machine']}, 1 thread, shared 2-core VM)",
+        f"on this machine ({entry['machine']}, "
+        f"{info.get('hardware') or '1 thread, shared 2-core VM'})",
         "",
         "## Held-out evaluation",
         "",
