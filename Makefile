@@ -88,6 +88,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/formats.py
 	$(PY) benchmarks/yolo_p2.py
+	$(PY) benchmarks/train_throughput.py
 	$(PY) -m pip install --quiet --no-deps ultralytics==8.4.190
 	$(PY) benchmarks/vs_ultralytics.py --no-spin
 
