@@ -13,7 +13,10 @@ never changes the weights.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import pickle
+import traceback
 from typing import Any, Callable, Iterator
 
 import torch
@@ -47,6 +50,8 @@ def resolve_device(name: str) -> torch.device:
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise TrainError(f"device: expected a GPU index below {count} (torch sees {count}), got {name!r}")
+        if device.index is not None:  # pinned-memory copies and new tensors default to the current GPU
+            torch.cuda.set_device(device)
     return device
 
 
@@ -79,6 +84,32 @@ def to_cpu(obj: Any) -> Any:
     return to_device(obj, torch.device("cpu"))
 
 
+class _Raised:
+    """An exception raised while a worker drew a batch, carried back to be raised again as itself.
+
+    torch re-raises a worker's error as ``type(exc)(message)``, which turns errors whose constructor takes
+    other arguments (``DatasetError(path, message)``) into a bare RuntimeError; this keeps the type, the
+    arguments and the attributes (``path``, ``line``), and the worker's traceback as a note.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        self.kind = type(exc)
+        self.args, self.state = exc.args, dict(getattr(exc, "__dict__", {}))
+        try:
+            pickle.dumps((self.kind, self.args, self.state))
+        except Exception:  # noqa: BLE001 - anything unpicklable travels as its message
+            self.kind, self.args, self.state = RuntimeError, (f"{type(exc).__name__}: {exc}",), {}
+        self.trace = traceback.format_exc()
+
+    def rebuild(self) -> BaseException:
+        err = self.kind.__new__(self.kind)
+        err.args = self.args
+        err.__dict__.update(self.state)
+        if hasattr(err, "add_note"):  # Python 3.11+
+            err.add_note("raised in a batch worker:\n" + self.trace.rstrip())
+        return err
+
+
 class _EpochBatches(Dataset):
     """Batch ``s`` of one epoch as dataset item ``s`` (the DataLoader adds no batching of its own)."""
 
@@ -89,7 +120,10 @@ class _EpochBatches(Dataset):
         return self.steps
 
     def __getitem__(self, step: int) -> Any:
-        return self.make(self.epoch, step)
+        try:
+            return self.make(self.epoch, step)
+        except Exception as exc:  # noqa: BLE001 - raised again, as itself, in the training process
+            return _Raised(exc)
 
 
 def _as_is(batch: Any) -> Any:
@@ -110,6 +144,10 @@ def batch_stream(make: Callable[[int, int], Any], epoch: int, steps: int, *, wor
 
     Yields:
         The batches, in step order whatever the number of workers.
+
+    Raises:
+        Exception: what ``make`` raised, as itself (type, message, attributes), also from a worker. Close
+            the generator (``contextlib.closing``) when leaving it early: that stops the workers at once.
     """
     if workers <= 0:
         for step in range(steps):
@@ -117,15 +155,25 @@ def batch_stream(make: Callable[[int, int], Any], epoch: int, steps: int, *, wor
         return
     import cv2
 
+    # fork: the workers share the task as it is (forkserver / spawn, the default elsewhere, would pickle it)
+    context = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     loader = DataLoader(_EpochBatches(make, epoch, steps), batch_size=None, shuffle=False, num_workers=workers,
                         collate_fn=_as_is, pin_memory=pin_memory, prefetch_factor=prefetch,
+                        multiprocessing_context=context,
                         generator=torch.Generator().manual_seed(epoch))  # not the global RNG: dropout draws from it
     # OpenCV's thread pool does not survive fork(): a worker that inherits it blocks in its first parallel
     # call (cv2.resize, cv2.setNumThreads). One thread while the workers are forked; each worker is one
     # process drawing one batch at a time (the DataLoader gives it one torch thread too).
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    it = iter(loader)
     try:
-        yield from loader
+        for batch in it:
+            if isinstance(batch, _Raised):
+                raise batch.rebuild()
+            yield batch
     finally:
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:  # stop the workers now, not when the iterator is collected
+            shutdown()
         cv2.setNumThreads(threads)

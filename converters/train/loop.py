@@ -77,6 +77,9 @@ def _resume_config(cfg: TrainConfig, ckpt: Dict[str, Any], last: Path) -> TrainC
     if saved.get("family") != cfg.family:
         raise TrainError(f"--resume: {last} is a {saved.get('family')!r} run, got family {cfg.family!r}")
     overrides = {k: getattr(cfg, k) for k in RESUMABLE_OVERRIDES}
+    for key in ("device", "workers"):
+        if saved.get(key, TrainConfig.__dataclass_fields__[key].default) != overrides[key]:
+            logger.info("--resume: %s %r (the run had %r)", key, overrides[key], saved.get(key))
     return TrainConfig.from_dict(saved, **overrides)
 
 
@@ -177,30 +180,34 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> TrainResult:
             lr = cfg.peak_lr
             report_every = max(1, task.steps_per_epoch // 10)
             on_gpu = device.type == "cuda"
-            batches = enumerate(batch_stream(task.batch, epoch, task.steps_per_epoch, workers=cfg.workers,
-                                             pin_memory=on_gpu))
-            for s, batch in _progress(batches, task.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress):
-                lr = set_lr(optimizer, cfg.peak_lr, lr_factor(step, total, schedule=cfg.schedule,
-                                                              warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio))
-                batch = to_device(batch, device, non_blocking=on_gpu)
-                loss, parts = task.loss(model, batch)
-                if not _finite(loss):
-                    raise TrainError(f"the loss is not finite at epoch {epoch + 1}, step {s + 1} ({parts}); "
-                                     f"lower the learning rate (lr={lr:.3g})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], cfg.grad_clip)
-                optimizer.step()
-                if ema is not None:
-                    ema.update(model)
-                step += 1
-                n_images += task.batch_size(batch)
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                if (s + 1) % report_every == 0:
-                    logger.info("epoch %d step %d/%d lr %.3g loss %.4f", epoch + 1, s + 1, task.steps_per_epoch,
-                                lr, sums.get("loss", 0.0) / (s + 1))
+            stream = batch_stream(task.batch, epoch, task.steps_per_epoch, workers=cfg.workers, pin_memory=on_gpu)
+            try:
+                for s, batch in _progress(enumerate(stream), task.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}",
+                                          cfg.progress):
+                    lr = set_lr(optimizer, cfg.peak_lr, lr_factor(step, total, schedule=cfg.schedule,
+                                                                  warmup=cfg.warmup_steps, min_ratio=cfg.min_lr_ratio))
+                    batch = to_device(batch, device, non_blocking=on_gpu)
+                    loss, parts = task.loss(model, batch)
+                    if not _finite(loss):
+                        raise TrainError(f"the loss is not finite at epoch {epoch + 1}, step {s + 1} ({parts}); "
+                                         f"lower the learning rate (lr={lr:.3g})")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None],
+                                                 cfg.grad_clip)
+                    optimizer.step()
+                    if ema is not None:
+                        ema.update(model)
+                    step += 1
+                    n_images += task.batch_size(batch)
+                    for k, v in parts.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    if (s + 1) % report_every == 0:
+                        logger.info("epoch %d step %d/%d lr %.3g loss %.4f", epoch + 1, s + 1, task.steps_per_epoch,
+                                    lr, sums.get("loss", 0.0) / (s + 1))
+            finally:
+                stream.close()  # a step that raised leaves the stream: stop its workers now
             seconds = time.perf_counter() - t0
             spent += seconds
             line: Dict[str, Any] = {

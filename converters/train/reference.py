@@ -210,7 +210,7 @@ def _card_markdown(entry: Dict[str, Any], info: Dict[str, Any]) -> str:
         f"- **Seed**: {entry['seed']}",
         f"- **Trained**: {entry['epochs']} of {entry.get('epochs_planned')} epochs, {hours:.2f} h of wall time "
         f"on this machine ({entry['machine']}, "
-        f"{info.get('hardware') or '1 thread, shared 2-core VM'})",
+        + (f"its last session on {info['hardware']})" if info.get("hardware") else "1 thread, shared 2-core VM)"),
         "",
         "## Held-out evaluation",
         "",

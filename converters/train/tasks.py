@@ -285,7 +285,7 @@ class IdentityTask(Task):
         loss = model.criterion(emb, ids)
         with torch.no_grad():
             sim = emb @ emb.T
-            same = (ids[:, None] == ids[None, :]) & ~torch.eye(len(ids), dtype=torch.bool)
+            same = (ids[:, None] == ids[None, :]) & ~torch.eye(len(ids), dtype=torch.bool, device=ids.device)
             diff = ids[:, None] != ids[None, :]
             gap = float(sim[same].mean() - sim[diff].mean()) if bool(same.any()) and bool(diff.any()) else 0.0
         return loss, {"loss": float(loss.detach()), "sim_gap": gap}

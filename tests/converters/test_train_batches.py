@@ -6,7 +6,10 @@ checked for what can be checked without a GPU: the clear errors and where checkp
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ torch = pytest.importorskip("torch")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+from converters.data import DatasetError  # noqa: E402
 from converters.train import TrainConfig, TrainError, train  # noqa: E402
 from converters.train.batches import batch_stream, describe_hardware, resolve_device, to_cpu, to_device  # noqa: E402
 from converters.train.cli import main as train_main  # noqa: E402
@@ -31,26 +35,70 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_batch_stream_yields_every_step_in_order_with_or_without_workers():
-    def make(epoch: int, step: int) -> tuple:
-        rng = np.random.default_rng([epoch, step])
-        return torch.from_numpy(rng.random((2, 3))), [{"id": torch.tensor([epoch, step])}]
+def _make(epoch: int, step: int) -> tuple:
+    rng = np.random.default_rng([epoch, step])
+    return torch.from_numpy(rng.random((2, 3))), [{"id": torch.tensor([epoch, step])}], os.getpid()
 
-    plain = list(batch_stream(make, 4, 7))
-    ahead = list(batch_stream(make, 4, 7, workers=2, prefetch=2))
+
+def _bad_label(epoch: int, step: int) -> tuple:
+    if step == 2:
+        raise DatasetError("labels/img_7.txt", "class id 9 out of range (expected 0..7)", line=3)
+    return _make(epoch, step)
+
+
+def _workers() -> list:
+    return multiprocessing.active_children()  # the DataLoader's worker processes (none else in a test)
+
+
+def test_batch_stream_yields_every_step_in_order_with_or_without_workers():
+    plain = list(batch_stream(_make, 4, 7))
+    ahead = list(batch_stream(_make, 4, 7, workers=2, prefetch=2))
     assert len(plain) == len(ahead) == 7
-    for (xa, ta), (xb, tb) in zip(plain, ahead):
+    for (xa, ta, _), (xb, tb, _) in zip(plain, ahead):
         assert torch.equal(xa, xb) and torch.equal(ta[0]["id"], tb[0]["id"])
-    assert [int(t[0]["id"][1]) for _, t in ahead] == list(range(7))
+    assert [int(t[0]["id"][1]) for _, t, _ in ahead] == list(range(7))
+    assert {pid for *_, pid in plain} == {os.getpid()}
+    assert os.getpid() not in {pid for *_, pid in ahead}          # really drawn by other processes
+    assert not _workers()
+
+
+def test_a_worker_error_is_raised_as_itself_and_the_workers_stop():
+    threads = cv2.getNumThreads()
+    stream = batch_stream(_bad_label, 0, 6, workers=2)
+    assert next(stream)[0].shape == (2, 3)
+    with pytest.raises(DatasetError, match=r"labels/img_7.txt:3: class id 9 out of range") as info:
+        list(stream)
+    assert info.value.line == 3 and info.value.path.name == "img_7.txt"
+    assert "raised in a batch worker" in "".join(getattr(info.value, "__notes__", ["raised in a batch worker"]))
+    assert cv2.getNumThreads() == threads and not _workers()
+
+
+def test_leaving_the_stream_early_stops_its_workers_when_closed():
+    threads = cv2.getNumThreads()
+    stream = batch_stream(_make, 0, 50, workers=2)
+    next(stream)
+    assert cv2.getNumThreads() == 1 and _workers()
+    stream.close()
+    assert cv2.getNumThreads() == threads and not _workers()
 
 
 @pytest.mark.parametrize("base", [TINY_CLS, TINY_DET], ids=["mobilenet", "yolo_nano"])
-def test_workers_give_exactly_the_weights_of_drawing_in_process(tmp_path, base):
+def test_workers_give_exactly_the_weights_of_drawing_in_process(tmp_path, base, monkeypatch):
+    import converters.train.batches as batches
+
+    loaders = []
+
+    def counted(*args, **kwargs):
+        loaders.append(kwargs["num_workers"])
+        return torch.utils.data.DataLoader(*args, **kwargs)
+
+    monkeypatch.setattr(batches, "DataLoader", counted)
     runs = {}
     for workers in (0, 2):
         out = tmp_path / f"w{workers}"
         train(TrainConfig(out=str(out), epochs=2, workers=workers, **base))
         runs[workers] = load_checkpoint(out / "last.pt")
+    assert loaders == [2, 2]                                         # one pool of 2 per epoch, none for 0
     assert _same(runs[0]["model"], runs[2]["model"])
     if base["family"] == "yolo_nano":  # the EMA saw the same updates too
         assert _same(runs[0]["ema_state"]["model"], runs[2]["ema_state"]["model"])
@@ -118,3 +166,18 @@ def test_to_device_keeps_the_structure_and_moves_every_tensor():
     assert torch.equal(moved[1][0]["boxes"], batch[1][0]["boxes"])
     state = to_cpu({"state": {0: {"exp_avg": torch.ones(2)}}, "param_groups": [{"lr": 0.1}]})
     assert state["param_groups"] == [{"lr": 0.1}] and state["state"][0]["exp_avg"].device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("family", ["mobilenet", "yolo_nano", "ssdlite", "siamese"])
+def test_every_family_trains_on_cuda_and_resumes_on_the_cpu(tmp_path, family):  # pragma: no cover - GPU
+    base = {"mobilenet": TINY_CLS, "yolo_nano": TINY_DET,
+            "ssdlite": {**TINY_DET, "family": "ssdlite", "model": {"variant": "v3_large", "width_mult": 0.25}},
+            "siamese": {**TINY_CLS, "family": "siamese", "model": {"backbone": "v3_small", "width_mult": 0.25},
+                        "identities_per_batch": 4, "images_per_identity": 2,
+                        "data_options": {"train_identities": 20}}}[family]
+    out = tmp_path / "run"
+    first = train(TrainConfig(out=str(out), epochs=1, device="cuda", workers=2, **base))
+    assert np.isfinite(first.history[0]["train"]["loss"]) and first.history[0]["hardware"].startswith("CUDA ")
+    again = train(TrainConfig(out=str(out), epochs=2, device="cpu", **base), resume=True)
+    assert again.finished and again.history[0]["hardware"].startswith("CPU")
