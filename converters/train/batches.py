@@ -12,7 +12,6 @@ never changes the weights.
 """
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import pickle
@@ -25,8 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import TrainError
 
 __all__ = ["resolve_device", "describe_hardware", "to_device", "to_cpu", "batch_stream"]
-
-logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
