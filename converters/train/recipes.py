@@ -342,10 +342,11 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
             recipe_json["continued"] = facts
             best_epoch = int(load_checkpoint(best).get("epoch", 0))
             notes = (notes + "\n\n" if notes else "") + _stage_note(name, facts, best_epoch)
+        resume = _resume_command(name, runs, facts)
         info = {"family": cfg.family, "task": cfg.task, "description": recipe.description, "eval": recipe.eval,
                 "targets": recipe.targets, "seed": cfg.seed, "epochs": planned, "recipe": recipe_json,
                 "train_seconds": seconds, "history": _history(out), "data": _data_text(cfg), "notes": notes,
-                "hardware": hardware}
+                "hardware": hardware, "resume": resume}
         where = {} if weights_dir is None else {"weights_dir": Path(weights_dir)}
         result["card"] = publish_card(name, best, info, final=finished, progress=progress, **where)
         result["finished"] = finished
@@ -371,8 +372,7 @@ def _stage_facts(out: Path, stage: Optional[Continuation]) -> Optional[Dict[str,
 def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
     before = facts.get("metrics_before") or {}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in before.items() if isinstance(v, float))
-    flags = "".join(f" --{k.replace('_', '-')} {facts[k]}" for k in ("epochs", "lr", "input_size") if facts.get(k))
-    flags += "".join(f" --model-option {k}={json.dumps(v)}" for k, v in (facts.get("model") or {}).items())
+    flags = _stage_flags(facts)
     before = int(facts.get("stages_before") or 1)
     words = {2: "two", 3: "three", 4: "four"}
     total, earlier = words.get(before + 1, str(before + 1)), ("First" if before == 1 else f"First {before} stages,")
@@ -383,6 +383,20 @@ def _stage_note(name: str, facts: Dict[str, Any], epochs: int) -> str:
             f"trainable, a fresh AdamW and a cosine schedule over the stage (best checkpoint: epoch {epochs}); "
             f"the wall time above counts all stages. The last stage: `python -m converters.train.recipes {name} "
             f"--init {facts['weights']}{flags}`.")
+
+
+def _stage_flags(facts: Dict[str, Any]) -> str:
+    """The ``--epochs/--lr/--input-size/--model-option`` flags that started the stage in ``facts``."""
+    flags = "".join(f" --{k.replace('_', '-')} {facts[k]}" for k in ("epochs", "lr", "input_size") if facts.get(k))
+    return flags + "".join(f" --model-option {k}={json.dumps(v)}" for k, v in (facts.get("model") or {}).items())
+
+
+def _resume_command(name: str, runs: Path, facts: Optional[Dict[str, Any]]) -> str:
+    """The command that resumes this run where it stopped (its own run folder; a stage needs its flags again)."""
+    cmd = f"python -m converters.train.recipes {name}"
+    if facts is not None:
+        cmd += f" --init {facts['weights']}{_stage_flags(facts)}"
+    return cmd + ("" if Path(runs).resolve() == RUNS_DIR.resolve() else f" --runs {runs}")
 
 
 def _recipe_json(recipe: Recipe) -> Dict[str, Any]:

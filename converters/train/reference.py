@@ -149,7 +149,8 @@ def publish(name: str, checkpoint: Path, info: Dict[str, Any], *, final: bool,
         info: recipe facts for the card: ``family``, ``task``, ``description``, ``recipe`` (dict),
             ``eval`` (held-out spec), ``targets``, ``seed``, ``train_seconds``, ``epochs``, ``data``,
             ``history`` (per-epoch validation values), ``notes``, ``hardware`` (what the last stage trained
-            on, from its metrics log; default: one thread of the 2-core VM the first stages ran on).
+            on, from its metrics log; default: one thread of the 2-core VM the first stages ran on), ``resume``
+            (the command that resumes the run, named while it is in training).
         final: training finished (else the card says it continues).
         weights_dir: where to write.
 
@@ -200,9 +201,12 @@ def _card_markdown(entry: Dict[str, Any], info: Dict[str, Any]) -> str:
         info.get("description", ""),
         "",
         f"- **Status**: {entry['status']}" + ("" if entry["status"] == "final" else
-                                               " — training continues (resumable: `python -m converters.train."
-                                               f"recipes {entry['name']}`); these are the metrics of the best "
-                                               "checkpoint so far, measured on the held-out set below."),
+                                               " — training continues (resumable from its run folder: `"
+                                               + (info.get("resume") or f"python -m converters.train.recipes "
+                                                                         f"{entry['name']}")
+                                               + "`; a fresh clone starts a new stage from these weights with "
+                                               "`--init`); these are the metrics of the best checkpoint so far, "
+                                               "measured on the held-out set below."),
         f"- **Family**: `{entry['family']}` ({entry['parameters']:,} parameters), config `{json.dumps(entry['config'])}`",
         f"- **Weights**: `{entry['weights']}` (fp16 state dict, {entry['bytes'] / 1e6:.2f} MB, sha256 "
         f"`{entry['sha256'][:16]}…`); load with `converters.zoo.load_model(path)` (float32 model)",

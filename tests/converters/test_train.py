@@ -350,7 +350,8 @@ def test_publish_writes_fp16_weights_a_card_and_reproducible_numbers(tmp_path):
     assert read_cards(wd / "cards.json")["models"]["tiny_cls"] == entry
     assert entry["status"] == "in training" and entry["meets_targets"] is (entry["metrics"]["top1"] >= 0.95)
     card = (wd / "tiny_cls.md").read_text()
-    assert "training continues" in card and "| top1 |" in card and "3 of 5 epochs" in card
+    assert "training continues (resumable from its run folder: `python -m converters.train.recipes tiny_cls`" in card
+    assert "| top1 |" in card and "3 of 5 epochs" in card
     # the fp16 checkpoint loads back as float32 and reproduces the card exactly
     assert evaluate_reference(entry, weights_dir=wd) == entry["metrics"]
 
@@ -439,6 +440,11 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
     stage_seconds = load_checkpoint(tmp_path / "runs" / "tiny_cls" / "last.pt")["train_seconds"]
     assert card["train_seconds"] == pytest.approx(100.0 + stage_seconds) and card["sha256"] != shipped["sha256"]
     assert "Trained in two stages. First 3 epochs" in (wd / "tiny_cls.md").read_text()
+    # a stage cut short resumes from its own run folder with the flags that started it
+    assert recipes._resume_command("tiny_cls", tmp_path / "runs", facts) == (
+        f"python -m converters.train.recipes tiny_cls --init {facts['weights']} --epochs 1 --lr 0.001 "
+        f"--runs {tmp_path / 'runs'}")
+    assert recipes._resume_command("tiny_cls", recipes.RUNS_DIR, None) == "python -m converters.train.recipes tiny_cls"
     # re-publishing later (no --init) still knows the stage: the facts live in the run folder
     again = recipes.run_recipe("tiny_cls", runs=tmp_path / "runs", train=False, weights_dir=wd, progress=False)
     assert again["card"]["recipe"]["continued"] == facts and again["card"]["status"] == "final"
