@@ -342,7 +342,7 @@ def run_recipe(name: str, *, runs: Path = RUNS_DIR, threads: Optional[int] = 1, 
             recipe_json["continued"] = facts
             best_epoch = int(load_checkpoint(best).get("epoch", 0))
             notes = (notes + "\n\n" if notes else "") + _stage_note(name, facts, best_epoch)
-        resume = _resume_command(name, runs, facts)
+        resume = _resume_command(name, runs, facts, weights_dir=weights_dir)
         info = {"family": cfg.family, "task": cfg.task, "description": recipe.description, "eval": recipe.eval,
                 "targets": recipe.targets, "seed": cfg.seed, "epochs": planned, "recipe": recipe_json,
                 "train_seconds": seconds, "history": _history(out), "data": _data_text(cfg), "notes": notes,
@@ -391,11 +391,22 @@ def _stage_flags(facts: Dict[str, Any]) -> str:
     return flags + "".join(f" --model-option {k}={json.dumps(v)}" for k, v in (facts.get("model") or {}).items())
 
 
-def _resume_command(name: str, runs: Path, facts: Optional[Dict[str, Any]]) -> str:
-    """The command that resumes this run where it stopped (its own run folder; a stage needs its flags again)."""
+def _resume_command(name: str, runs: Path, facts: Optional[Dict[str, Any]], *,
+                    weights_dir: Optional[Path] = None) -> str:
+    """The command that resumes this run where it stopped (its own run folder; a stage needs its flags again).
+
+    A stage from shipped weights names them by file name only (``facts["weights"]``); the command gives
+    their path in ``weights_dir`` (default: the repo's, relative to the repo root) so that it runs as printed.
+    """
+    from .reference import WEIGHTS_DIR
+
     cmd = f"python -m converters.train.recipes {name}"
     if facts is not None:
-        cmd += f" --init {facts['weights']}{_stage_flags(facts)}"
+        init = facts["weights"]
+        if facts.get("published", True):
+            folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR.relative_to(WEIGHTS_DIR.parents[2])
+            init = str(folder / init)
+        cmd += f" --init {init}{_stage_flags(facts)}"
     return cmd + ("" if Path(runs).resolve() == RUNS_DIR.resolve() else f" --runs {runs}")
 
 

@@ -441,9 +441,13 @@ def test_a_recipe_continues_from_shipped_weights_and_the_card_counts_both_stages
     assert card["train_seconds"] == pytest.approx(100.0 + stage_seconds) and card["sha256"] != shipped["sha256"]
     assert "Trained in two stages. First 3 epochs" in (wd / "tiny_cls.md").read_text()
     # a stage cut short resumes from its own run folder with the flags that started it
-    assert recipes._resume_command("tiny_cls", tmp_path / "runs", facts) == (
-        f"python -m converters.train.recipes tiny_cls --init {facts['weights']} --epochs 1 --lr 0.001 "
+    # (the shipped start weights by their path, which the facts keep as a file name only)
+    assert facts["weights"] == "tiny_cls.pt"
+    assert recipes._resume_command("tiny_cls", tmp_path / "runs", facts, weights_dir=wd) == (
+        f"python -m converters.train.recipes tiny_cls --init {wd / 'tiny_cls.pt'} --epochs 1 --lr 0.001 "
         f"--runs {tmp_path / 'runs'}")
+    assert recipes._resume_command("tiny_cls", tmp_path / "runs", facts).split()[5] == \
+        "converters/zoo/weights/tiny_cls.pt"
     assert recipes._resume_command("tiny_cls", recipes.RUNS_DIR, None) == "python -m converters.train.recipes tiny_cls"
     # re-publishing later (no --init) still knows the stage: the facts live in the run folder
     again = recipes.run_recipe("tiny_cls", runs=tmp_path / "runs", train=False, weights_dir=wd, progress=False)
